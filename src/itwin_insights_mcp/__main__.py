@@ -1,0 +1,5 @@
+"""`python -m itwin_insights_mcp` runs the CLI."""
+
+from .cli import entrypoint
+
+entrypoint()

@@ -1,0 +1,139 @@
+"""Token providers: where the bearer token for upstream calls comes from.
+
+A provider hands out a current access token and refreshes it before expiry. Under concurrency only one refresh is
+ever in flight; the others wait for it. Tokens live in memory only and are never logged or put in error text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Protocol
+
+import httpx
+
+from ..errors import AuthError
+
+__all__ = ["ClientCredentialsProvider", "StaticTokenProvider", "TokenProvider"]
+
+log = logging.getLogger(__name__)
+
+# Refresh this many seconds before the token's stated expiry, so a request never leaves with a dying token.
+REFRESH_MARGIN_SECONDS = 60.0
+
+
+class TokenProvider(Protocol):
+    """Anything that can produce a bearer token for the next request."""
+
+    can_refresh: bool
+
+    async def get_token(self) -> str: ...
+
+    def invalidate(self) -> None:
+        """Forget the cached token (after a 401) so the next call fetches a new one."""
+
+
+class StaticTokenProvider:
+    """A fixed token (`ITWIN_ACCESS_TOKEN`, or the sandbox's placeholder); cannot refresh."""
+
+    can_refresh = False
+
+    def __init__(self, token: str) -> None:
+        self._token = token.removeprefix("Bearer ").removeprefix("bearer ").strip()
+
+    async def get_token(self) -> str:
+        return self._token
+
+    def invalidate(self) -> None:
+        """A static token cannot be renewed; the 401 reaches the agent with the fix."""
+
+
+class ClientCredentialsProvider:
+    """Service-app client credentials against IMS, cached and refreshed before expiry (one refresh at a time)."""
+
+    can_refresh = True
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        authority: str,
+        scopes: str,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Any = time.monotonic,
+    ) -> None:
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._authority = authority.rstrip("/")
+        self._scopes = scopes
+        self._transport = transport
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._token_endpoint: str | None = None
+        self.refresh_count = 0
+
+    def _fresh(self) -> bool:
+        return self._token is not None and self._clock() < self._expires_at - REFRESH_MARGIN_SECONDS
+
+    async def get_token(self) -> str:
+        if self._fresh():
+            assert self._token is not None
+            return self._token
+        async with self._lock:
+            if not self._fresh():  # another waiter may have refreshed while we queued
+                await self._refresh()
+            assert self._token is not None
+            return self._token
+
+    def invalidate(self) -> None:
+        self._token = None
+        self._expires_at = 0.0
+
+    async def _refresh(self) -> None:
+        from authlib.integrations.httpx_client import AsyncOAuth2Client
+
+        endpoint = await self._discover_token_endpoint()
+        oauth = AsyncOAuth2Client(
+            client_id=self._client_id,
+            client_secret=self._client_secret,
+            scope=self._scopes,
+            token_endpoint_auth_method="client_secret_post",  # noqa: S106 - a method name, not a secret
+            transport=self._transport,
+            timeout=15.0,
+        )
+        try:
+            token: dict[str, Any] = await oauth.fetch_token(endpoint, grant_type="client_credentials")
+        except Exception as exc:  # authlib raises several unrelated types; none may carry the secret outward
+            raise AuthError(
+                f"The token endpoint {endpoint} refused the client credentials ({type(exc).__name__}). "
+                "Check ITWIN_CLIENT_ID, ITWIN_CLIENT_SECRET and that the service app has the "
+                f"'{self._scopes}' scope."
+            ) from None
+        finally:
+            await oauth.aclose()
+        access = token.get("access_token")
+        if not isinstance(access, str) or not access:
+            raise AuthError(f"The token endpoint {endpoint} answered without an access_token.")
+        self._token = access
+        self._expires_at = self._clock() + float(token.get("expires_in", 3600))
+        self.refresh_count += 1
+        log.info("Obtained a service token from %s (valid %ss).", self._authority, token.get("expires_in", 3600))
+
+    async def _discover_token_endpoint(self) -> str:
+        if self._token_endpoint is not None:
+            return self._token_endpoint
+        url = f"{self._authority}/.well-known/openid-configuration"
+        endpoint = f"{self._authority}/connect/token"
+        try:
+            async with httpx.AsyncClient(transport=self._transport, timeout=15.0) as http:
+                resp = await http.get(url)
+            if resp.status_code == 200:
+                endpoint = str(resp.json().get("token_endpoint") or endpoint)
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("OpenID discovery at %s failed (%s); using %s.", url, type(exc).__name__, endpoint)
+        self._token_endpoint = endpoint
+        return endpoint

@@ -1,0 +1,88 @@
+"""JSON Schema validation shared by both edges: tool arguments and sandbox request bodies.
+
+The specs use ECMA-262 Unicode classes (`\\p{L}`, as in the OData SimpleIdentifier rule), which Python's `re` cannot
+compile, so `pattern` is checked with the `regex` module. Messages name the field so an agent can fix it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+import regex
+from jsonschema import ValidationError
+from jsonschema.validators import extend
+
+__all__ = ["Problem", "problems"]
+
+
+@functools.cache
+def _compiled(pattern: str) -> regex.Pattern[str]:
+    return regex.compile(pattern)
+
+
+def _pattern(validator: Any, patrn: str, instance: Any, schema: Mapping[str, Any]) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not _compiled(patrn).search(instance):
+        yield ValidationError(f"{instance!r} does not match {patrn!r}")
+
+
+_Validator = extend(jsonschema.Draft202012Validator, {"pattern": _pattern})
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One violation: the dotted field path (empty for the whole object) and a sentence about it."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"`{self.field}`: {self.message}" if self.field else self.message
+
+
+@functools.cache
+def _validator(schema_json: str) -> Any:
+    return _Validator(json.loads(schema_json))
+
+
+def problems(schema: Mapping[str, Any], instance: Any) -> list[Problem]:
+    """Every violation of `schema` by `instance`, sorted by field, each phrased for a person or an agent."""
+    validator = _validator(json.dumps(schema, sort_keys=True))
+    errors = sorted(validator.iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path])
+    return [_describe(error) for error in errors]
+
+
+def _describe(error: ValidationError) -> Problem:
+    path = ".".join(str(part) for part in error.absolute_path)
+    kind = error.validator
+    if kind == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return Problem(f"{path}.{missing}" if path else missing, "is required")
+    if kind == "additionalProperties":
+        extra = error.message.split("(")[-1].rstrip(")")
+        return Problem(path, f"unknown field(s): {extra}")
+    if kind == "enum":
+        allowed = ", ".join(str(v) for v in error.validator_value)
+        return Problem(path, f"must be one of: {allowed} (got {error.instance!r})")
+    if kind == "pattern":
+        what = "a simple identifier (a letter or _, then letters, digits or _)" if "\\p{L}" in str(
+            error.validator_value
+        ) else f"text matching {error.validator_value}"
+        return Problem(path, f"must be {what} (got {error.instance!r})")
+    if kind == "maxLength":
+        return Problem(path, f"must be at most {error.validator_value} characters (got {len(str(error.instance))})")
+    if kind == "minLength":
+        return Problem(path, "must not be empty")
+    if kind in ("minimum", "maximum"):
+        return Problem(path, f"{error.message} (allowed range in the description)")
+    if kind == "minItems":
+        return Problem(path, f"needs at least {error.validator_value} item(s)")
+    if kind == "minProperties":
+        return Problem(path, "give at least one field to change")
+    if kind == "type":
+        return Problem(path, f"must be of type {error.validator_value} (got {type(error.instance).__name__})")
+    return Problem(path, error.message)

@@ -1,0 +1,77 @@
+"""Which API the tools talk to: Bentley's service, or the sandbox in-process. The only module that knows both.
+
+With no credentials the sandbox runs inside this process behind `httpx.ASGITransport` (no port is opened), and
+stderr says so loudly; the tool layer sees the same `InsightsClient` either way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+
+from .api.auth import ClientCredentialsProvider, StaticTokenProvider, TokenProvider
+from .api.client import InsightsClient, RetryPolicy
+from .errors import ConfigError
+from .settings import Settings
+
+__all__ = ["SANDBOX_BASE_URL", "open_client", "token_provider_for"]
+
+log = logging.getLogger(__name__)
+
+# Base URL the in-process sandbox is addressed by; its `_links` are built from it.
+SANDBOX_BASE_URL = "http://sandbox.insights.local"
+
+
+def token_provider_for(settings: Settings) -> TokenProvider:
+    """The provider for the Bentley backend: a static token if given, else service-app client credentials."""
+    if settings.access_token:
+        return StaticTokenProvider(settings.access_token)
+    if settings.client_id and settings.client_secret:
+        return ClientCredentialsProvider(
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            authority=settings.authority,
+            scopes=settings.scopes,
+        )
+    raise ConfigError("No Bentley credentials: set ITWIN_ACCESS_TOKEN or ITWIN_CLIENT_ID + ITWIN_CLIENT_SECRET.")
+
+
+def _retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(max_retries=settings.max_retries, max_total_wait_seconds=settings.max_retry_wait_seconds)
+
+
+@asynccontextmanager
+async def open_client(settings: Settings) -> AsyncIterator[InsightsClient]:
+    """Open the shared client for the configured backend, and the in-process sandbox when that is the backend."""
+    if settings.resolved_backend == "bentley":
+        provider = token_provider_for(settings)
+        log.info("Backend: Bentley iTwin Platform at %s", settings.api_base_url)
+        async with InsightsClient(
+            base_url=settings.api_base_url,
+            token_provider=provider,
+            timeout_seconds=settings.timeout_seconds,
+            retry=_retry_policy(settings),
+        ) as client:
+            yield client
+        return
+
+    from .sandbox.app import create_app  # imported only when the sandbox is the backend
+
+    log.warning(
+        "Backend: SANDBOX (offline emulator, sample data; db %s). Set ITWIN_ACCESS_TOKEN or "
+        "ITWIN_CLIENT_ID + ITWIN_CLIENT_SECRET to use Bentley's service.",
+        settings.sandbox_db,
+    )
+    app = create_app(db_path=settings.sandbox_db)
+    async with app.router.lifespan_context(app):
+        async with InsightsClient(
+            base_url=SANDBOX_BASE_URL,
+            token_provider=StaticTokenProvider("sandbox"),
+            transport=httpx.ASGITransport(app=app),
+            timeout_seconds=settings.timeout_seconds,
+            retry=_retry_policy(settings),
+        ) as client:
+            yield client

@@ -1,0 +1,195 @@
+"""The `itwin-insights-mcp` command: serve (stdio | http), sandbox serve/generate, tools.
+
+`main(argv)` takes its arguments so tests call it directly; `entrypoint()` only passes `sys.argv[1:]`.
+Errors the user can fix end as one line on stderr with a TIP and exit code 2; nothing but protocol goes to stdout
+while serving stdio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import ConfigError, InsightsError
+from .settings import ENV_VARS, Settings
+
+__all__ = ["entrypoint", "main"]
+
+log = logging.getLogger("itwin_insights_mcp")
+
+_ENV_BY_FIELD = {field: env for env, (field, _) in ENV_VARS.items()}
+
+
+def _env_help(field: str, text: str) -> str:
+    env = _ENV_BY_FIELD.get(field)
+    return f"{text} [env {env}]" if env else text
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="itwin-insights-mcp",
+        description="MCP server for Bentley iTwin Insights (Reporting). With no credentials it uses the offline "
+        "sandbox. Secrets (ITWIN_ACCESS_TOKEN, ITWIN_CLIENT_SECRET) are read from the environment only, never "
+        "from flags, so they do not show in process lists.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the MCP server (stdio by default)")
+    serve.add_argument("--transport", choices=["stdio", "http"], help=_env_help("transport", "transport"))
+    serve.add_argument("--host", help=_env_help("host", "HTTP bind address (default 127.0.0.1)"))
+    serve.add_argument("--port", type=int, help=_env_help("port", "HTTP port (default 8000)"))
+    serve.add_argument("--backend", choices=["auto", "sandbox", "bentley"], help=_env_help("backend", "API backend"))
+    serve.add_argument("--api-base-url", help=_env_help("api_base_url", "Bentley API base URL"))
+    serve.add_argument("--authority", help=_env_help("authority", "IMS authority for client credentials"))
+    serve.add_argument("--client-id", help=_env_help("client_id", "service app client id"))
+    serve.add_argument("--scopes", help=_env_help("scopes", "OAuth scopes"))
+    serve.add_argument("--sandbox-db", help=_env_help("sandbox_db", "sandbox SQLite file (':memory:' for none)"))
+    serve.add_argument("--read-only", action="store_true", default=None, help=_env_help("read_only", "no write tools"))
+    serve.add_argument(
+        "--include-deprecated", action="store_true", default=None,
+        help=_env_help("include_deprecated", "also expose deprecated operations"),
+    )
+    serve.add_argument("--allowed-hosts", type=_csv, help=_env_help("allowed_hosts", "extra allowed Host names"))
+    serve.add_argument("--allowed-origins", type=_csv, help=_env_help("allowed_origins", "extra allowed Origins"))
+    serve.add_argument("--log-level", help=_env_help("log_level", "DEBUG, INFO, WARNING or ERROR"))
+
+    sandbox = sub.add_parser("sandbox", help="the offline emulator of the Insights API")
+    sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", metavar="SANDBOX_COMMAND")
+    sb_serve = sandbox_sub.add_parser("serve", help="serve the sandbox API over HTTP")
+    sb_serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    sb_serve.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    sb_serve.add_argument("--db", help=_env_help("sandbox_db", "SQLite file"))
+    sb_serve.add_argument("--token", help="accept only this bearer token (default: any non-empty token)")
+    sb_gen = sandbox_sub.add_parser("generate", help="add a generated iModel of N elements (for benchmarks)")
+    sb_gen.add_argument("--elements", type=int, required=True, help="number of physical elements")
+    sb_gen.add_argument("--db", help=_env_help("sandbox_db", "SQLite file"))
+    sb_gen.add_argument("--name", default=None, help="iModel display name")
+    sb_gen.add_argument("--seed", type=int, default=0, help="random seed (same seed, same iModel)")
+
+    sub.add_parser("tools", help="list the tools this server exposes")
+    return parser
+
+
+def _settings_from(args: argparse.Namespace) -> Settings:
+    flags = {
+        "transport": getattr(args, "transport", None),
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+        "backend": getattr(args, "backend", None),
+        "api_base_url": getattr(args, "api_base_url", None),
+        "authority": getattr(args, "authority", None),
+        "client_id": getattr(args, "client_id", None),
+        "scopes": getattr(args, "scopes", None),
+        "sandbox_db": getattr(args, "sandbox_db", None) or getattr(args, "db", None),
+        "read_only": getattr(args, "read_only", None),
+        "include_deprecated": getattr(args, "include_deprecated", None),
+        "allowed_hosts": getattr(args, "allowed_hosts", None),
+        "allowed_origins": getattr(args, "allowed_origins", None),
+        "log_level": getattr(args, "log_level", None),
+    }
+    return Settings.from_env().with_overrides(**flags).validate()
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry full URLs on every call
+
+
+async def _serve(settings: Settings) -> None:
+    from .backend import open_client
+    from .server.app import build_server
+
+    async with open_client(settings) as client:
+        server = build_server(settings, client)
+        if settings.transport == "stdio":
+            from mcp.server.stdio import stdio_server
+
+            async with stdio_server() as (read_stream, write_stream):
+                await server.run(read_stream, write_stream, server.create_initialization_options())
+            return
+        import uvicorn
+
+        from .server.http import create_http_app
+
+        app = create_http_app(settings, server)
+        log.info("Serving MCP over streamable HTTP at http://%s:%s/mcp", settings.host, settings.port)
+        config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, lifespan="on")
+        await uvicorn.Server(config).serve()
+
+
+async def _serve_sandbox(host: str, port: int, db: str, token: str | None) -> None:
+    import uvicorn
+
+    from .sandbox.app import create_app
+
+    app = create_app(db_path=db, token=token)
+    log.info("Sandbox API at http://%s:%s (db %s)", host, port, db)
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on")
+    await uvicorn.Server(config).serve()
+
+
+def _generate(db: str, elements: int, name: str | None, seed: int) -> None:
+    from .sandbox.store import add_generated_imodel
+
+    imodel_id, count = add_generated_imodel(db, elements=elements, name=name, seed=seed)
+    print(f"Generated iModel {imodel_id} with {count} elements in {db}")
+
+
+def _print_tools(settings: Settings) -> None:
+    from .api.catalog import load_catalog
+    from .server.tools import ToolSurface
+
+    surface = ToolSurface(load_catalog(), read_only=settings.read_only, include_deprecated=settings.include_deprecated)
+    for tool in surface.tools:
+        op = surface.get(tool.name)
+        assert op is not None
+        kind = "read " if op.read_only else "WRITE"
+        print(f"{op.toolset:<13} {kind} {tool.name:<32} {op.method:<6} {op.full_path}")
+    print(f"{len(surface.tools)} tools")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = _settings_from(args)
+        _configure_logging(settings.log_level)
+        if args.command == "serve":
+            asyncio.run(_serve(settings))
+        elif args.command == "sandbox" and args.sandbox_command == "serve":
+            asyncio.run(_serve_sandbox(args.host, args.port, settings.sandbox_db, args.token or settings.sandbox_token))
+        elif args.command == "sandbox" and args.sandbox_command == "generate":
+            _generate(settings.sandbox_db, args.elements, args.name, args.seed)
+        elif args.command == "tools":
+            _print_tools(settings)
+        else:
+            parser.print_help(sys.stderr)
+            return 2
+    except ConfigError as exc:
+        print(f"error: {exc}\nTIP: run `itwin-insights-mcp --help` for the options and variables.", file=sys.stderr)
+        return 2
+    except InsightsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def entrypoint() -> None:
+    """Console-script entry point."""
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,218 @@
+"""The sandbox Starlette app: every catalog operation as a route, validated from the same schemas as the tools.
+
+Request pipeline (in this order, each step may answer with the API's error body):
+authenticate -> coerce and validate path/query -> parse, trim unknown fields, validate the JSON body -> handler.
+Handlers run their writes in one transaction, so a failed request changes nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import inspect
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..api.catalog import Catalog, Operation, load_catalog
+from ..api.validation import problems
+from .context import CONTEXT_HANDLERS
+from .http import INVALID_REQUEST_CODES, Call, SandboxError, error_response
+from .jobs import JobRunner
+from .reporting import REPORTING_HANDLERS
+from .seed import ensure_seeded
+from .store import Store
+
+__all__ = ["HANDLERS", "Sandbox", "create_app"]
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Call], Response | Awaitable[Response]]
+HANDLERS: dict[str, Handler] = {**REPORTING_HANDLERS, **CONTEXT_HANDLERS}
+
+DEFAULT_USER_EMAIL = "sandbox.user@example.com"
+_UNAUTHORIZED = (
+    "Unauthorized",
+    "Access denied due to invalid access_token. Make sure to provide a valid token for this API endpoint.",
+)
+
+
+class Sandbox:
+    """The emulator's state: its store, its background jobs and its settings."""
+
+    def __init__(self, db_path: str, *, token: str | None = None, odata_page_size: int = 1000) -> None:
+        self.store = Store(db_path)
+        self.token = token
+        self.odata_page_size = odata_page_size
+        self.jobs = JobRunner(self.store)
+
+    def start(self) -> None:
+        ensure_seeded(self.store)
+        self.jobs.recover()
+
+    def close(self) -> None:
+        self.jobs.shutdown()
+        self.store.close()
+
+
+def _user_from_token(token: str) -> str:
+    """The `email` claim of a JWT-shaped token (unverified: the sandbox trusts its caller), else a fixed user."""
+    parts = token.split(".")
+    if len(parts) == 3:
+        try:
+            claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+            email = claims.get("email") or claims.get("preferred_username")
+            if isinstance(email, str) and email:
+                return email
+        except (ValueError, TypeError):
+            pass
+    return DEFAULT_USER_EMAIL
+
+
+def _authenticate(request: Request, sandbox: Sandbox) -> str:
+    header = request.headers.get("authorization")
+    if header is None:
+        raise SandboxError(401, "HeaderNotFound", "Header Authorization was not found in the request. Access denied.")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or (sandbox.token is not None and token != sandbox.token):
+        raise SandboxError(401, *_UNAUTHORIZED)
+    return _user_from_token(token)
+
+
+def _coerce(op: Operation, name: str, raw: str, schema: dict[str, Any], invalid_code: str) -> Any:
+    kind = schema.get("type")
+    if kind == "integer":
+        try:
+            return int(raw)
+        except ValueError:
+            raise SandboxError(422, invalid_code, f"'{raw}' is not a valid '{name}' value.", name) from None
+    if kind == "boolean":
+        if raw.lower() in ("true", "false"):
+            return raw.lower() == "true"
+        raise SandboxError(422, invalid_code, f"'{raw}' is not a valid '{name}' value.", name)
+    return raw
+
+
+def _query(call_op: Operation, request: Request, invalid_code: str) -> dict[str, Any]:
+    given = {k.lower(): v for k, v in request.query_params.items()}
+    values: dict[str, Any] = {}
+    for param in call_op.parameters:
+        if param.location != "query":
+            continue
+        raw = given.get(param.name.lower())
+        if raw is None or raw == "":
+            if param.required:
+                raise SandboxError(422, invalid_code, f"Required parameter '{param.name}' is missing.", param.name)
+            continue
+        value = _coerce(call_op, param.name, raw, param.schema, invalid_code)
+        found = problems(param.schema, value)
+        if found:
+            raise SandboxError(422, invalid_code, f"'{raw}' is not a valid '{param.name}' value: {found[0].message}.",
+                               param.name)
+        values[param.name] = value
+    return values
+
+
+async def _body(op: Operation, request: Request, invalid_code: str) -> dict[str, Any]:
+    if op.body_schema is None:
+        return {}
+    raw = await request.body()
+    if not raw.strip():
+        if op.body_required:
+            raise SandboxError(422, invalid_code, "A JSON request body is required.", "body")
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise SandboxError(422, invalid_code, "The request body is not valid JSON.", "body") from None
+    if not isinstance(data, dict):
+        raise SandboxError(422, invalid_code, "The request body must be a JSON object.", "body")
+    known = op.body_schema.get("properties", {})
+    body = {k: v for k, v in data.items() if k in known}  # unknown fields are ignored, as the service does [I]
+    found = problems(op.body_schema, body)
+    if found:
+        first = found[0]
+        details = [
+            {"code": "InvalidValue" if p.field else "MissingRequiredProperty", "message": str(p), "target": p.field}
+            for p in found
+        ]
+        raise SandboxError(422, invalid_code, f"Invalid request body: {first}.", first.field or "body", details)
+    return body
+
+
+def _endpoint(op: Operation, handler: Handler, sandbox: Sandbox) -> Callable[[Request], Awaitable[Response]]:
+    invalid_code = INVALID_REQUEST_CODES.get(op.family.name, "InvalidInsightsRequest")
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            user = _authenticate(request, sandbox)
+            call = Call(
+                request=request,
+                op=op,
+                path={k: str(v) for k, v in request.path_params.items()},
+                query=_query(op, request, invalid_code),
+                body=await _body(op, request, invalid_code),
+                store=sandbox.store,
+                sandbox=sandbox,
+                user_email=user,
+            )
+            result = handler(call)
+            return await result if inspect.isawaitable(result) else result
+        except SandboxError as exc:
+            return error_response(exc)
+        except Exception:
+            log.exception("Sandbox failure in %s %s", op.method, op.full_path)
+            return error_response(SandboxError(500, "InternalServerError", "The sandbox failed to handle the request."))
+
+    return endpoint
+
+
+def _routes(catalog: Catalog, sandbox: Sandbox) -> list[Route]:
+    routes: list[Route] = []
+    for op in catalog:
+        handler = HANDLERS.get(op.operation_id)
+        if handler is None:
+            raise RuntimeError(f"The sandbox has no handler for {op.operation_id} ({op.tool})")
+        endpoint = _endpoint(op, handler, sandbox)
+        path = op.full_path
+        variants = {path, path.rstrip("/") or "/", path.rstrip("/") + "/"}
+        for variant in sorted(variants):
+            routes.append(Route(variant, endpoint, methods=[op.method], name=f"{op.tool}:{variant}"))
+    return routes
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        return error_response(SandboxError(405, "MethodNotAllowed", "The HTTP method is not allowed on this resource."))
+    return error_response(SandboxError(exc.status_code, "ResourceNotFound", "The requested resource does not exist."))
+
+
+def create_app(db_path: str = ":memory:", *, token: str | None = None, catalog: Catalog | None = None) -> Starlette:
+    """The sandbox as an ASGI app; its lifespan seeds the sample data and recovers interrupted jobs."""
+    sandbox = Sandbox(db_path, token=token)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        sandbox.start()
+        try:
+            yield
+        finally:
+            sandbox.close()
+
+    app = Starlette(
+        routes=_routes(catalog or load_catalog(), sandbox),
+        exception_handlers={HTTPException: _http_error},
+        lifespan=lifespan,
+    )
+    app.router.redirect_slashes = False
+    app.state.sandbox = sandbox
+    return app

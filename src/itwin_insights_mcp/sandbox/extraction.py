@@ -1,0 +1,473 @@
+"""Extraction: a mapping's groups and properties evaluated over an iModel into output tables.
+
+Per group: the ECSQL query (translated by `ecsql`) selects elements; each row gets the fixed columns
+(ECInstanceId as Id64 hex, ECClassId as `Schema.Class`, UserLabel, BBoxLow/BBoxHigh as JSON in a string), then one
+column per property: group properties resolve `ecProperties` in priority order (queried column -> element property
+-> the single aspect), calculated properties come from the element's geometry and box, custom calculations are
+evaluated in dependency order. Groups sharing a name merge into one table (union of columns). Results are written
+per job and mapping into `ex_tables`/`ex_rows`; `ex_latest` points the OData feed at the newest successful output.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import formulas
+from .ecsql import QueryTranslationError, translate
+from .imodel import ELEMENT_COLUMN_PROPERTIES, id64
+
+__all__ = ["FIXED_COLUMNS", "ExtractionIssue", "MappingResult", "ensure_tables", "extract_mapping"]
+
+FIXED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("ECInstanceId", "String"),
+    ("ECClassId", "String"),
+    ("UserLabel", "String"),
+    ("BBoxLow", "String"),
+    ("BBoxHigh", "String"),
+)
+
+RESULT_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ex_tables (
+    job_id TEXT NOT NULL, mapping_id TEXT NOT NULL, table_name TEXT NOT NULL,
+    columns TEXT NOT NULL, row_count INTEGER NOT NULL,
+    PRIMARY KEY (job_id, mapping_id, table_name)
+);
+CREATE TABLE IF NOT EXISTS ex_rows (
+    job_id TEXT NOT NULL, mapping_id TEXT NOT NULL, table_name TEXT NOT NULL, row_no INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (job_id, mapping_id, table_name, row_no)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ex_latest (
+    mapping_id TEXT PRIMARY KEY, job_id TEXT NOT NULL, changeset_index INTEGER NOT NULL, extracted_on TEXT NOT NULL
+);
+"""
+
+_BATCH = 5000
+
+
+def ensure_tables(conn: sqlite3.Connection) -> None:
+    conn.executescript(RESULT_SCHEMA)
+
+
+@dataclass
+class ExtractionIssue:
+    """A problem to log: which group, how bad, which category, what to do."""
+
+    level: str
+    category: str
+    message: str
+    context_type: str = "Group"
+    context_id: str = ""
+
+
+@dataclass
+class MappingResult:
+    """What extracting one mapping produced: tables with row counts, and the issues met."""
+
+    tables: dict[str, int] = field(default_factory=dict)
+    issues: list[ExtractionIssue] = field(default_factory=list)
+
+
+# -- class metadata -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _ClassInfo:
+    class_id: int
+    full_name: str
+    kind: str
+    names: frozenset[str]  # lowercased "schema.class" and "alias.class" of this class and all its bases
+
+
+def _classes(conn: sqlite3.Connection, imodel_id: str) -> dict[int, _ClassInfo]:
+    rows = conn.execute(
+        "SELECT class_id, schema_name, schema_alias, class_name, base_class_id, kind FROM im_classes "
+        "WHERE imodel_id = ?", (imodel_id,)).fetchall()
+    by_id = {r[0]: r for r in rows}
+    infos: dict[int, _ClassInfo] = {}
+    for class_id, schema, alias, name, _, kind in rows:
+        names: set[str] = set()
+        current: int | None = class_id
+        while current is not None and current in by_id:
+            row = by_id[current]
+            names.add(f"{row[1]}.{row[3]}".lower())
+            names.add(f"{row[2]}.{row[3]}".lower())
+            current = row[4]
+        infos[class_id] = _ClassInfo(class_id, f"{schema}.{name}", kind, frozenset(names))
+    return infos
+
+
+# -- value helpers ------------------------------------------------------------------------------------------------
+
+
+def _cast(value: Any, data_type: str) -> Any:
+    """Cast a resolved value to the column's dataType; values that cannot convert become null."""
+    if value is None:
+        return None
+    try:
+        if data_type in ("Double", "Number"):
+            if isinstance(value, bool):
+                return 1.0 if value else 0.0
+            result = float(value)
+            return result if math.isfinite(result) else None
+        if data_type == "Integer":
+            if isinstance(value, str) and value.lower().startswith("0x"):
+                return int(value, 16)
+            return int(float(value)) if not isinstance(value, bool) else int(value)
+        if data_type == "Boolean":
+            if isinstance(value, str):
+                lowered = value.strip().lower()
+                if lowered in ("true", "1", "yes"):
+                    return True
+                if lowered in ("false", "0", "no", ""):
+                    return False
+                return None
+            return bool(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
+
+
+def _member(value: Any, path: Sequence[str]) -> Any:
+    """Walk JSON members case-insensitively (JSON-string properties are parsed on the way)."""
+    for part in path:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                return None
+        if not isinstance(value, dict):
+            return None
+        key = next((k for k in value if k.lower() == part.lower()), None)
+        if key is None:
+            return None
+        value = value[key]
+    return value
+
+
+@dataclass
+class _Element:
+    """One element row as the resolver sees it."""
+
+    id: int
+    class_id: int
+    columns: dict[str, Any]  # code_value, user_label, category_id, model_id, parent_id
+    props: dict[str, Any]
+    bbox: tuple[float | None, ...]
+    length: float | None
+    area: float | None
+    volume: float | None
+
+
+class _Resolver:
+    """Resolves ecProperties entries for elements of one iModel (with a small cache of navigation targets)."""
+
+    def __init__(self, conn: sqlite3.Connection, imodel_id: str, classes: dict[int, _ClassInfo]) -> None:
+        self._conn = conn
+        self._imodel = imodel_id
+        self._classes = classes
+        self._targets: dict[int, _Element | None] = {}
+        self._aspect_class_names = {c.full_name.lower() for c in classes.values() if c.kind == "aspect"}
+        self._aspect_names_by_lower: dict[str, set[int]] = {}
+        for info in classes.values():
+            if info.kind == "aspect":
+                for name in info.names:
+                    self._aspect_names_by_lower.setdefault(name, set()).add(info.class_id)
+
+    def element(self, element_id: int) -> _Element | None:
+        if element_id in self._targets:
+            return self._targets[element_id]
+        row = self._conn.execute(
+            f"SELECT {_ELEMENT_SELECT} FROM im_elements e WHERE e.imodel_id = ? AND e.id = ?",
+            (self._imodel, element_id)).fetchone()
+        element = _element_from(row, 0) if row else None
+        if len(self._targets) < 10_000:
+            self._targets[element_id] = element
+        return element
+
+    def element_property(self, element: _Element, path: Sequence[str]) -> tuple[bool, Any]:
+        """(found, value) of a dotted property path on an element."""
+        head, rest = path[0], path[1:]
+        lowered = head.lower()
+        column = next((c for p, c in ELEMENT_COLUMN_PROPERTIES.items() if p.lower() == lowered), None)
+        if column is not None:
+            value = element.columns.get(column)
+            if column in ("category_id", "model_id", "parent_id"):
+                if not rest:
+                    return True, id64(value) if value is not None else None
+                if rest[0].lower() == "id":
+                    return True, id64(value) if value is not None else None
+                target = self.element(value) if value is not None else None
+                return (True, None) if target is None else self.element_property(target, rest)
+            return (True, value) if not rest else (True, _member(value, rest))
+        if lowered == "ecinstanceid":
+            return True, id64(element.id)
+        if lowered == "ecclassid":
+            return True, self._classes[element.class_id].full_name
+        key = next((k for k in element.props if k.lower() == lowered), None)
+        if key is None:
+            return False, None
+        value = element.props[key]
+        return True, (_member(value, rest) if rest else value)
+
+    def is_aspect_class(self, schema: str, name: str) -> bool:
+        return f"{schema}.{name}".lower() in self._aspect_names_by_lower
+
+    def aspect_property(self, element_id: int, schema: str, name: str, path: Sequence[str]) -> Any:
+        """The property of the element's aspect of that class (with subclasses), only if exactly one exists."""
+        class_ids = self._aspect_names_by_lower.get(f"{schema}.{name}".lower(), set())
+        if not class_ids:
+            return None
+        marks = ",".join("?" * len(class_ids))
+        rows = self._conn.execute(
+            f"SELECT props FROM im_aspects WHERE imodel_id = ? AND element_id = ? AND class_id IN ({marks}) LIMIT 2",
+            (self._imodel, element_id, *sorted(class_ids))).fetchall()
+        if len(rows) != 1:
+            return None
+        return _member(json.loads(rows[0][0]), path)
+
+
+_ELEMENT_SELECT = (
+    "e.id, e.class_id, e.code_value, e.user_label, e.category_id, e.model_id, e.parent_id, e.bbox_low_x, "
+    "e.bbox_low_y, e.bbox_low_z, e.bbox_high_x, e.bbox_high_y, e.bbox_high_z, e.length, e.area, e.volume, e.props"
+)
+_ELEMENT_WIDTH = 17
+
+
+def _element_from(row: Sequence[Any], offset: int) -> _Element:
+    r = row[offset: offset + _ELEMENT_WIDTH]
+    return _Element(
+        id=r[0], class_id=r[1],
+        columns={"code_value": r[2], "user_label": r[3], "category_id": r[4], "model_id": r[5], "parent_id": r[6]},
+        props=json.loads(r[16]) if r[16] else {},
+        bbox=tuple(r[7:13]), length=r[13], area=r[14], volume=r[15],
+    )
+
+
+# -- calculated properties ----------------------------------------------------------------------------------------
+
+
+def calculated_value(kind: str, element: _Element) -> float | None:
+    """The 10 calculated property types from the element's measures and axis-aligned bounding box."""
+    if kind == "Length":
+        return element.length
+    if kind == "Area":
+        return element.area
+    if kind == "Volume":
+        return element.volume
+    if any(v is None for v in element.bbox):
+        return None
+    lx, ly, lz, hx, hy, hz = (float(v) for v in element.bbox if v is not None)
+    shortest, middle, longest = sorted((abs(hx - lx), abs(hy - ly), abs(hz - lz)))
+    values = {
+        "BoundingBoxLongestEdgeLength": longest,
+        "BoundingBoxIntermediateEdgeLength": middle,
+        "BoundingBoxShortestEdgeLength": shortest,
+        "BoundingBoxDiagonalLength": math.sqrt(longest**2 + middle**2 + shortest**2),
+        "BoundingBoxLongestFaceDiagonalLength": math.hypot(longest, middle),
+        "BoundingBoxIntermediateFaceDiagonalLength": math.hypot(longest, shortest),
+        "BoundingBoxShortestFaceDiagonalLength": math.hypot(middle, shortest),
+    }
+    return values.get(kind)
+
+
+def _bbox_json(values: Sequence[float | None]) -> str | None:
+    if any(v is None for v in values):
+        return None
+    x, y, z = values
+    return json.dumps({"x": x, "y": y, "z": z}, separators=(",", ":"))
+
+
+# -- one group ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Column:
+    name: str
+    data_type: str
+
+
+ColumnFn = Callable[[_Element, Mapping[str, Any], dict[str, Any]], Any]
+
+
+def _group_property_fn(prop: Mapping[str, Any], resolver: _Resolver, classes: dict[int, _ClassInfo]) -> ColumnFn:
+    entries = [(e["ecSchemaName"], e["ecClassName"], e["ecPropertyName"].split(".")) for e in prop["ecProperties"]]
+    data_type = prop["dataType"]
+
+    def value(element: _Element, queried: Mapping[str, Any], row: dict[str, Any]) -> Any:
+        names = classes[element.class_id].names if element.class_id in classes else frozenset()
+        for schema, cls, path in entries:
+            wildcard = schema == "*" or cls == "*"
+            if not wildcard and resolver.is_aspect_class(schema, cls):
+                found = resolver.aspect_property(element.id, schema, cls, path)
+                if found is not None:
+                    return _cast(found, data_type)
+                continue
+            if not wildcard and f"{schema}.{cls}".lower() not in names:
+                continue
+            lowered = ".".join(path).lower()
+            if lowered in queried and queried[lowered] is not None:
+                return _cast(queried[lowered], data_type)
+            found_it, found = resolver.element_property(element, path)
+            if found_it and found is not None:
+                return _cast(found, data_type)
+        return None
+
+    return value
+
+
+def _columns_for(group_props: Sequence[Mapping[str, Any]], resolver: _Resolver, classes: dict[int, _ClassInfo],
+                 table_seed: str) -> tuple[list[_Column], list[tuple[str, ColumnFn]]]:
+    """Output columns and the functions computing them, custom calculations last in dependency order."""
+    columns: list[_Column] = []
+    fns: list[tuple[str, ColumnFn]] = []
+    custom: dict[str, str] = {}
+    custom_types: dict[str, str] = {}
+    types: dict[str, str | None] = {}
+    for prop in group_props:
+        name = prop["propertyName"]
+        if prop["kind"] == "group":
+            data_type = "Double" if prop["dataType"] == "Number" else prop["dataType"]
+            columns.append(_Column(name, data_type))
+            fns.append((name, _group_property_fn(prop, resolver, classes)))
+            types[name] = data_type
+        elif prop["kind"] == "calculated":
+            kind = prop["type"]
+            columns.append(_Column(name, "Double"))
+            fns.append((name, lambda el, q, r, kind=kind: calculated_value(kind, el)))
+            types[name] = "Double"
+        else:
+            custom[name] = prop["formula"]
+            custom_types[name] = prop.get("dataType") or "Double"
+    if custom:
+        inferred = formulas.check(custom, types)  # type: ignore[arg-type]
+        random_value = random.Random(table_seed).random()  # noqa: S311 - `random()` is constant per output table
+        for name in formulas.evaluation_order(custom):
+            parsed = formulas.parse(custom[name])
+            columns.append(_Column(name, str(inferred.get(name, custom_types[name]))))
+            fns.append((name, lambda el, q, row, f=parsed: formulas.evaluate(f, row, random_value=random_value)))
+    return columns, fns
+
+
+def _group_rows(
+    conn: sqlite3.Connection, imodel_id: str, group: Mapping[str, Any], props: Sequence[Mapping[str, Any]],
+    classes: dict[int, _ClassInfo], resolver: _Resolver, ecinstance_filter: set[int] | None,
+) -> tuple[list[_Column], Iterator[dict[str, Any]]]:
+    translated = translate(group["query"], imodel_id, conn)
+    columns, fns = _columns_for(props, resolver, classes, f"{imodel_id}/{group['groupName']}")
+    queried_names = [c.lower() for c in translated.columns]
+    sql = (f"SELECT q.*, {_ELEMENT_SELECT} FROM ({translated.sql}) q "
+           "JOIN im_elements e ON e.imodel_id = ? AND e.id = q.ECInstanceId")
+    params = (*translated.params, imodel_id)
+
+    def rows() -> Iterator[dict[str, Any]]:
+        cursor = conn.execute(sql, params)
+        width = len(cursor.description) - _ELEMENT_WIDTH
+        names = [d[0].lower() for d in cursor.description[:width]]
+        for raw in cursor:
+            element = _element_from(raw, width)
+            if ecinstance_filter is not None and element.id not in ecinstance_filter:
+                continue
+            queried = {n: raw[i] for i, n in enumerate(names) if n in queried_names}
+            info = classes.get(element.class_id)
+            row: dict[str, Any] = {
+                "ECInstanceId": id64(element.id),
+                "ECClassId": info.full_name if info else None,
+                "UserLabel": element.columns["user_label"],
+                "BBoxLow": _bbox_json(element.bbox[0:3]),
+                "BBoxHigh": _bbox_json(element.bbox[3:6]),
+            }
+            for name, fn in fns:
+                row[name] = fn(element, queried, row)
+            yield row
+
+    return columns, rows()
+
+
+# -- one mapping --------------------------------------------------------------------------------------------------
+
+
+def extract_mapping(
+    conn: sqlite3.Connection, *, job_id: str, imodel_id: str, mapping_id: str,
+    groups: Sequence[Mapping[str, Any]], properties: Mapping[str, Sequence[Mapping[str, Any]]],
+    ecinstance_ids: Sequence[str] | None = None, cancelled: Callable[[], bool] = lambda: False,
+) -> MappingResult:
+    """Evaluate every group of a mapping and write its output tables for `job_id` (one transaction per table)."""
+    ensure_tables(conn)
+    classes = _classes(conn, imodel_id)
+    resolver = _Resolver(conn, imodel_id, classes)
+    id_filter = {int(i, 16) for i in ecinstance_ids} if ecinstance_ids else None
+    result = MappingResult()
+    tables: dict[str, list[_Column]] = {}
+    by_table: dict[str, list[Mapping[str, Any]]] = {}
+    for group in groups:
+        by_table.setdefault(group["groupName"], []).append(group)
+
+    for table_name, members in by_table.items():
+        table_columns: list[_Column] = list(_Column(n, t) for n, t in FIXED_COLUMNS)
+        written = 0
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("DELETE FROM ex_rows WHERE job_id = ? AND mapping_id = ? AND table_name = ?",
+                         (job_id, mapping_id, table_name))
+            pending: list[tuple[Any, ...]] = []
+            member_rows: list[tuple[list[_Column], Iterator[dict[str, Any]]]] = []
+            for group in members:
+                try:
+                    columns, rows = _group_rows(conn, imodel_id, group, properties.get(group["id"], ()),
+                                                classes, resolver, id_filter)
+                except QueryTranslationError as exc:
+                    result.issues.append(ExtractionIssue("Error", "QueryTranslation",
+                                                         f"Group '{group['groupName']}': {exc}", "Group", group["id"]))
+                    continue
+                except formulas.FormulaError as exc:
+                    result.issues.append(ExtractionIssue("Error", "GroupQuery",
+                                                         f"Group '{group['groupName']}': {exc}", "Group", group["id"]))
+                    continue
+                except sqlite3.Error as exc:
+                    result.issues.append(ExtractionIssue("Error", "QueryExecution",
+                                                         f"Group '{group['groupName']}': {exc}", "Group", group["id"]))
+                    continue
+                for column in columns:
+                    if all(c.name.lower() != column.name.lower() for c in table_columns):
+                        table_columns.append(column)
+                member_rows.append((columns, rows))
+            names = [c.name for c in table_columns]
+            for _, rows in member_rows:
+                try:
+                    for row in rows:
+                        if cancelled():
+                            raise InterruptedError("extraction cancelled")
+                        pending.append((job_id, mapping_id, table_name, written,
+                                        json.dumps([row.get(n) for n in names], separators=(",", ":"))))
+                        written += 1
+                        if len(pending) >= _BATCH:
+                            conn.executemany("INSERT INTO ex_rows VALUES (?, ?, ?, ?, ?)", pending)
+                            pending.clear()
+                except sqlite3.Error as exc:
+                    result.issues.append(ExtractionIssue("Error", "QueryExecution",
+                                                         f"Table '{table_name}': {exc}", "Group", ""))
+            if pending:
+                conn.executemany("INSERT INTO ex_rows VALUES (?, ?, ?, ?, ?)", pending)
+            conn.execute(
+                "INSERT OR REPLACE INTO ex_tables VALUES (?, ?, ?, ?, ?)",
+                (job_id, mapping_id, table_name, json.dumps([[c.name, c.data_type] for c in table_columns]), written))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        tables[table_name] = table_columns
+        result.tables[table_name] = written
+    return result

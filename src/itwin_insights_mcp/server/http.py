@@ -1,0 +1,66 @@
+"""The streamable HTTP face: stateless MCP at `/mcp`, `/healthz`, and Host/Origin checks that are always on.
+
+DNS-rebinding protection is armed for every bind address: loopback names are always allowed; a server bound to any
+other address refuses to start until `ITWIN_INSIGHTS_ALLOWED_HOSTS` names the hosts it is reached by.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from mcp.server import Server
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from .. import __version__
+from ..errors import ConfigError
+from ..settings import Settings
+
+__all__ = ["create_http_app", "is_loopback", "security_settings"]
+
+_LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def security_settings(settings: Settings) -> TransportSecuritySettings:
+    """Allowed Host and Origin values: loopback always, plus what the operator configured."""
+    if not is_loopback(settings.host) and not settings.allowed_hosts:
+        raise ConfigError(
+            f"Binding to {settings.host} exposes the server beyond this machine: set ITWIN_INSIGHTS_ALLOWED_HOSTS "
+            "(or --allowed-hosts) to the host name(s) clients use, e.g. mcp.example.com."
+        )
+    hosts: list[str] = []
+    for host in [*_LOOPBACK_HOSTS, *settings.allowed_hosts]:
+        hosts += [host, f"{host}:*"]
+    origins = [f"http://{h}:*" for h in _LOOPBACK_HOSTS] + [f"http://{h}" for h in _LOOPBACK_HOSTS]
+    origins += list(settings.allowed_origins)
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+
+
+def create_http_app(settings: Settings, server: Server[Any]) -> Starlette:
+    """The ASGI app uvicorn serves; its lifespan runs the MCP session manager."""
+    backend = settings.resolved_backend
+
+    async def healthz(_: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "version": __version__, "backend": backend})
+
+    return server.streamable_http_app(
+        streamable_http_path="/mcp",
+        stateless_http=True,
+        transport_security=security_settings(settings),
+        host=settings.host,
+        custom_starlette_routes=[Route("/healthz", healthz, methods=["GET"])],
+    )

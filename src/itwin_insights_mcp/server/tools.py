@@ -1,0 +1,121 @@
+"""Catalog operations as MCP tools: definitions, argument validation and request building.
+
+A call is: validate the arguments against the operation's flattened schema -> build the HTTP request -> send it
+through the shared client -> shape the reply (`results.py`). No operation has a hand-written handler here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import mcp.types as types
+
+from ..api.catalog import Catalog, Operation
+from ..api.validation import problems
+
+__all__ = ["PreparedRequest", "ToolSurface", "annotations_for", "build_request", "tool_definition", "validate_arguments"]
+
+
+def annotations_for(op: Operation) -> types.ToolAnnotations:
+    """Hints from the HTTP method: GET reads; DELETE destroys idempotently; PUT replaces; POST adds."""
+    method = op.method
+    return types.ToolAnnotations(
+        title=op.title,
+        read_only_hint=method == "GET",
+        destructive_hint=None if method == "GET" else method in ("DELETE", "PUT", "PATCH"),
+        idempotent_hint=None if method == "GET" else method in ("DELETE", "PUT"),
+        open_world_hint=True,
+    )
+
+
+def tool_definition(op: Operation) -> types.Tool:
+    """The MCP tool for one operation; name, schemas and annotations all come from the catalog."""
+    description = op.description
+    if op.deprecated:
+        description = f"Deprecated: {description}"
+    return types.Tool(
+        name=op.tool,
+        title=op.title,
+        description=description,
+        input_schema=op.input_schema,
+        output_schema=op.output_schema,
+        annotations=annotations_for(op),
+    )
+
+
+def validate_arguments(op: Operation, arguments: Mapping[str, Any]) -> list[str]:
+    """Every problem with the arguments, one line each naming the field; empty when the call may go out."""
+    found = [str(p) for p in problems(op.input_schema, dict(arguments))]
+    if op.min_body_fields and not any(name in arguments for name in op.body_fields):
+        found.append(f"give at least one of the fields to change: {', '.join(op.body_fields)}")
+    return found
+
+
+@dataclass(frozen=True)
+class PreparedRequest:
+    """The HTTP request one tool call turns into."""
+
+    method: str
+    path: str
+    params: dict[str, str]
+    json_body: dict[str, Any] | None
+    accept: str
+
+
+def build_request(op: Operation, arguments: Mapping[str, Any]) -> PreparedRequest:
+    """Place validated arguments into path, query and body as the API spells them."""
+    path = op.full_path
+    params: dict[str, str] = {}
+    for param in op.parameters:
+        if param.arg not in arguments or arguments[param.arg] is None:
+            continue
+        value = arguments[param.arg]
+        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        if param.location == "path":
+            path = path.replace("{" + param.name + "}", quote(text, safe=""))
+        else:
+            params[param.name] = text
+    body: dict[str, Any] | None = None
+    if op.body_schema is not None:
+        body = {name: arguments[name] for name in op.body_fields if name in arguments}
+        if not body and not op.body_required:
+            body = None
+    return PreparedRequest(op.method, path, params, body, op.family.accept)
+
+
+class ToolSurface:
+    """The tools this server exposes: which operations, and how each is found by name."""
+
+    def __init__(self, catalog: Catalog, *, read_only: bool = False, include_deprecated: bool = False) -> None:
+        self.catalog = catalog
+        self.read_only = read_only
+        selected = [
+            op
+            for op in catalog
+            if (include_deprecated or not op.deprecated) and not (read_only and not op.read_only)
+        ]
+        self._ops = {op.tool: op for op in selected}
+        self.tools = [tool_definition(op) for op in selected]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._ops
+
+    def get(self, name: str) -> Operation | None:
+        return self._ops.get(name)
+
+    def refusal(self, name: str) -> str:
+        """Why `name` cannot be called, with what to do instead."""
+        op = self.catalog.get(name)
+        if op is not None and self.read_only and not op.read_only:
+            return (
+                f"Tool `{name}` writes ({op.method} {op.full_path}) and this server runs read-only "
+                "(--read-only / ITWIN_INSIGHTS_READ_ONLY). Ask the user to restart it without read-only to write."
+            )
+        if op is not None and op.deprecated:
+            return f"Tool `{name}` is deprecated and not enabled; use `get_extraction_status` instead."
+        close = sorted(t for t in self._ops if name and (name in t or t in name))[:5]
+        hint = f" Did you mean: {', '.join(close)}?" if close else " Call tools/list to see the available tools."
+        return f"Unknown tool `{name}`.{hint}"

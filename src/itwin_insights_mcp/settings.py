@@ -1,0 +1,145 @@
+"""One immutable Settings object: CLI flags win over environment variables, which win over defaults."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Literal, cast
+
+from platformdirs import user_data_dir
+
+from .errors import ConfigError
+
+__all__ = ["ENV_VARS", "Backend", "Settings", "Transport"]
+
+Backend = Literal["auto", "sandbox", "bentley"]
+Transport = Literal["stdio", "http"]
+
+DEFAULT_API_BASE_URL = "https://api.bentley.com"
+DEFAULT_AUTHORITY = "https://ims.bentley.com"
+DEFAULT_SCOPES = "itwin-platform"
+
+
+def default_sandbox_db() -> str:
+    """The sandbox database file in the user data dir (created on first use)."""
+    return str(Path(user_data_dir("itwin-insights-mcp", appauthor=False)) / "sandbox.db")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server needs to run; built once, passed down, never mutated."""
+
+    backend: Backend = "auto"
+    api_base_url: str = DEFAULT_API_BASE_URL
+    authority: str = DEFAULT_AUTHORITY
+    access_token: str | None = field(default=None, repr=False)
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    scopes: str = DEFAULT_SCOPES
+    sandbox_db: str = field(default_factory=default_sandbox_db)
+    sandbox_token: str | None = field(default=None, repr=False)
+    transport: Transport = "stdio"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    read_only: bool = False
+    include_deprecated: bool = False
+    timeout_seconds: float = 30.0
+    max_retries: int = 3
+    max_retry_wait_seconds: float = 60.0
+    log_level: str = "INFO"
+
+    @property
+    def resolved_backend(self) -> Literal["sandbox", "bentley"]:
+        """`auto` means Bentley when credentials exist, else the sandbox."""
+        if self.backend != "auto":
+            return self.backend
+        has_credentials = bool(self.access_token) or bool(self.client_id and self.client_secret)
+        return "bentley" if has_credentials else "sandbox"
+
+    def validate(self) -> Settings:
+        """Reject combinations that cannot work, with the fix in the message."""
+        if self.backend not in ("auto", "sandbox", "bentley"):
+            raise ConfigError(f"ITWIN_INSIGHTS_BACKEND must be auto, sandbox or bentley, not {self.backend!r}.")
+        if self.transport not in ("stdio", "http"):
+            raise ConfigError(f"--transport must be stdio or http, not {self.transport!r}.")
+        if bool(self.client_id) != bool(self.client_secret) and not self.access_token:
+            raise ConfigError("Set both ITWIN_CLIENT_ID and ITWIN_CLIENT_SECRET (service app), or ITWIN_ACCESS_TOKEN.")
+        if self.backend == "bentley" and not (self.access_token or (self.client_id and self.client_secret)):
+            raise ConfigError(
+                "Backend 'bentley' needs credentials: set ITWIN_ACCESS_TOKEN, or ITWIN_CLIENT_ID and "
+                "ITWIN_CLIENT_SECRET. Use --backend sandbox to try the server without a Bentley account."
+            )
+        if not 1 <= self.port <= 65535:
+            raise ConfigError(f"--port must be between 1 and 65535, not {self.port}.")
+        return self
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A copy with the given non-None fields replaced (how CLI flags are applied)."""
+        known = {f.name for f in fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise ConfigError(f"Unknown setting(s): {', '.join(sorted(unknown))}")
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the documented environment variables; unset or empty ones keep their defaults."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for name, (attr, kind) in ENV_VARS.items():
+            raw = env.get(name, "").strip()
+            if not raw:
+                continue
+            values[attr] = _convert(name, raw, kind)
+        return cls().with_overrides(**values)
+
+
+def _convert(name: str, raw: str, kind: str) -> object:
+    if kind == "bool":
+        lowered = raw.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name} must be true or false, not {raw!r}.")
+    if kind == "int":
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be an integer, not {raw!r}.") from None
+    if kind == "float":
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, not {raw!r}.") from None
+    if kind == "list":
+        return tuple(item.strip() for item in raw.split(",") if item.strip())
+    return cast(object, raw)
+
+
+# Environment variable -> (Settings field, kind). The README's configuration table is this mapping.
+ENV_VARS: dict[str, tuple[str, str]] = {
+    "ITWIN_INSIGHTS_BACKEND": ("backend", "str"),
+    "ITWIN_API_BASE_URL": ("api_base_url", "str"),
+    "ITWIN_AUTHORITY": ("authority", "str"),
+    "ITWIN_ACCESS_TOKEN": ("access_token", "str"),
+    "ITWIN_CLIENT_ID": ("client_id", "str"),
+    "ITWIN_CLIENT_SECRET": ("client_secret", "str"),
+    "ITWIN_SCOPES": ("scopes", "str"),
+    "INSIGHTS_SANDBOX_DB": ("sandbox_db", "str"),
+    "INSIGHTS_SANDBOX_TOKEN": ("sandbox_token", "str"),
+    "ITWIN_INSIGHTS_TRANSPORT": ("transport", "str"),
+    "ITWIN_INSIGHTS_HOST": ("host", "str"),
+    "ITWIN_INSIGHTS_PORT": ("port", "int"),
+    "ITWIN_INSIGHTS_ALLOWED_HOSTS": ("allowed_hosts", "list"),
+    "ITWIN_INSIGHTS_ALLOWED_ORIGINS": ("allowed_origins", "list"),
+    "ITWIN_INSIGHTS_READ_ONLY": ("read_only", "bool"),
+    "ITWIN_INSIGHTS_INCLUDE_DEPRECATED": ("include_deprecated", "bool"),
+    "ITWIN_INSIGHTS_TIMEOUT": ("timeout_seconds", "float"),
+    "ITWIN_INSIGHTS_MAX_RETRIES": ("max_retries", "int"),
+    "ITWIN_INSIGHTS_LOG_LEVEL": ("log_level", "str"),
+}

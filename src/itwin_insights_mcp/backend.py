@@ -65,7 +65,7 @@ async def open_client(settings: Settings) -> AsyncIterator[InsightsClient]:
         "ITWIN_CLIENT_ID + ITWIN_CLIENT_SECRET to use Bentley's service.",
         settings.sandbox_db,
     )
-    app = create_app(db_path=settings.sandbox_db)
+    app = create_app(db_path=settings.sandbox_db, odata_page_size=settings.sandbox_odata_page_size)
     async with app.router.lifespan_context(app):
         async with InsightsClient(
             base_url=SANDBOX_BASE_URL,

@@ -130,12 +130,13 @@ async def _serve(settings: Settings) -> None:
         await uvicorn.Server(config).serve()
 
 
-async def _serve_sandbox(host: str, port: int, db: str, token: str | None) -> None:
+async def _serve_sandbox(host: str, port: int, settings: Settings, token: str | None) -> None:
     import uvicorn
 
     from .sandbox.app import create_app
 
-    app = create_app(db_path=db, token=token)
+    db = settings.sandbox_db
+    app = create_app(db_path=db, token=token, odata_page_size=settings.sandbox_odata_page_size)
     log.info("Sandbox API at http://%s:%s (db %s)", host, port, db)
     config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on")
     await uvicorn.Server(config).serve()
@@ -171,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             asyncio.run(_serve(settings))
         elif args.command == "sandbox" and args.sandbox_command == "serve":
-            asyncio.run(_serve_sandbox(args.host, args.port, settings.sandbox_db, args.token or settings.sandbox_token))
+            asyncio.run(_serve_sandbox(args.host, args.port, settings, args.token or settings.sandbox_token))
         elif args.command == "sandbox" and args.sandbox_command == "generate":
             _generate(settings.sandbox_db, args.elements, args.name, args.seed)
         elif args.command == "tools":

@@ -40,6 +40,7 @@ class Settings:
     scopes: str = DEFAULT_SCOPES
     sandbox_db: str = field(default_factory=default_sandbox_db)
     sandbox_token: str | None = field(default=None, repr=False)
+    sandbox_odata_page_size: int = 1000
     transport: Transport = "stdio"
     host: str = "127.0.0.1"
     port: int = 8000
@@ -73,6 +74,8 @@ class Settings:
                 "Backend 'bentley' needs credentials: set ITWIN_ACCESS_TOKEN, or ITWIN_CLIENT_ID and "
                 "ITWIN_CLIENT_SECRET. Use --backend sandbox to try the server without a Bentley account."
             )
+        if not 1 <= self.sandbox_odata_page_size <= 100_000:
+            raise ConfigError("INSIGHTS_SANDBOX_ODATA_PAGE_SIZE must be between 1 and 100000.")
         if not 1 <= self.port <= 65535:
             raise ConfigError(f"--port must be between 1 and 65535, not {self.port}.")
         return self
@@ -132,6 +135,7 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "ITWIN_SCOPES": ("scopes", "str"),
     "INSIGHTS_SANDBOX_DB": ("sandbox_db", "str"),
     "INSIGHTS_SANDBOX_TOKEN": ("sandbox_token", "str"),
+    "INSIGHTS_SANDBOX_ODATA_PAGE_SIZE": ("sandbox_odata_page_size", "int"),
     "ITWIN_INSIGHTS_TRANSPORT": ("transport", "str"),
     "ITWIN_INSIGHTS_HOST": ("host", "str"),
     "ITWIN_INSIGHTS_PORT": ("port", "int"),

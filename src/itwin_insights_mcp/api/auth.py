@@ -94,30 +94,27 @@ class ClientCredentialsProvider:
         self._expires_at = 0.0
 
     async def _refresh(self) -> None:
-        from authlib.integrations.httpx_client import AsyncOAuth2Client
+        from authlib.oauth2.rfc6749.parameters import prepare_token_request
 
         endpoint = await self._discover_token_endpoint()
-        oauth = AsyncOAuth2Client(
-            client_id=self._client_id,
-            client_secret=self._client_secret,
-            scope=self._scopes,
-            token_endpoint_auth_method="client_secret_post",  # noqa: S106 - a method name, not a secret
-            transport=self._transport,
-            timeout=15.0,
+        form = prepare_token_request(
+            "client_credentials", scope=self._scopes, client_id=self._client_id, client_secret=self._client_secret
         )
         try:
-            token: dict[str, Any] = await oauth.fetch_token(endpoint, grant_type="client_credentials")
-        except Exception as exc:  # authlib raises several unrelated types; none may carry the secret outward
+            async with httpx.AsyncClient(transport=self._transport, timeout=15.0) as http:
+                resp = await http.post(
+                    endpoint, content=form, headers={"Content-Type": "application/x-www-form-urlencoded"}
+                )
+            token: dict[str, Any] = resp.json() if resp.status_code == 200 else {}
+        except (httpx.HTTPError, ValueError) as exc:
+            raise AuthError(f"Could not reach the token endpoint {endpoint} ({type(exc).__name__}).") from None
+        access = token.get("access_token")
+        if resp.status_code != 200 or not isinstance(access, str) or not access:
             raise AuthError(
-                f"The token endpoint {endpoint} refused the client credentials ({type(exc).__name__}). "
+                f"The token endpoint {endpoint} refused the client credentials (HTTP {resp.status_code}). "
                 "Check ITWIN_CLIENT_ID, ITWIN_CLIENT_SECRET and that the service app has the "
                 f"'{self._scopes}' scope."
-            ) from None
-        finally:
-            await oauth.aclose()
-        access = token.get("access_token")
-        if not isinstance(access, str) or not access:
-            raise AuthError(f"The token endpoint {endpoint} answered without an access_token.")
+            )
         self._token = access
         self._expires_at = self._clock() + float(token.get("expires_in", 3600))
         self.refresh_count += 1

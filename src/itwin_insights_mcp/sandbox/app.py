@@ -196,9 +196,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(SandboxError(exc.status_code, "ResourceNotFound", "The requested resource does not exist."))
 
 
-def create_app(db_path: str = ":memory:", *, token: str | None = None, catalog: Catalog | None = None) -> Starlette:
+def create_app(
+    db_path: str = ":memory:", *, token: str | None = None, odata_page_size: int = 1000, catalog: Catalog | None = None
+) -> Starlette:
     """The sandbox as an ASGI app; its lifespan seeds the sample data and recovers interrupted jobs."""
-    sandbox = Sandbox(db_path, token=token)
+    sandbox = Sandbox(db_path, token=token, odata_page_size=odata_page_size)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

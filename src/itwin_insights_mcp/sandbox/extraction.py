@@ -352,7 +352,7 @@ def _columns_for(group_props: Sequence[Mapping[str, Any]], resolver: _Resolver, 
             custom[name] = prop["formula"]
             custom_types[name] = prop.get("dataType") or "Double"
     if custom:
-        inferred = formulas.check(custom, types)  # type: ignore[arg-type]
+        inferred = formulas.check(custom, types)
         random_value = random.Random(table_seed).random()  # noqa: S311 - `random()` is constant per output table
         for name in formulas.evaluation_order(custom):
             parsed = formulas.parse(custom[name])

@@ -52,7 +52,8 @@ Typing (:func:`infer_type`) -- result ``dataType`` is one of Double, Integer, St
   must share one type. Integer and Double mix to Double; ``null`` literals are allowed in ``if`` branches and as the
   first argument of ``ifnull``/``ifnotnull``; any other mix (e.g. Double and String) is an error that suggests
   ``tostring()``/``tonumber()``. The ``ifempty`` family takes and returns Strings.
-* A column type of ``None`` means "unknown / placeholder": it is compatible with every parameter and operator and
+* A column type of ``None`` (or any value outside the four types, e.g. ``"Undefined"``; ``"Number"`` counts as
+  Double) means "unknown / placeholder": it is compatible with every parameter and operator and
   unifies with any type. A formula whose result type stays unknown (e.g. just that column) is reported as Double.
 
 Evaluation (:func:`evaluate`, :meth:`Formula.compile`):
@@ -121,6 +122,7 @@ _Fn: TypeAlias = Callable[[Row], object]
 _T: TypeAlias = str | None
 _NULL = "Null"
 _NUMERIC = frozenset({"Double", "Integer"})
+_PUBLIC_TYPES = frozenset({"Double", "Integer", "String", "Boolean"})
 
 _PAD_LIMIT = 65535
 _MAX_NESTING = 200
@@ -690,11 +692,13 @@ def _what(node: _Node) -> str:
 
 
 class _Typer:
-    def __init__(self, column_types: Mapping[str, DataType | None]) -> None:
+    def __init__(self, column_types: Mapping[str, str | None]) -> None:
         self.types: dict[str, _T] = {}
         self.names: list[str] = []
-        for name, t in column_types.items():
-            self.types[name.casefold()] = t
+        for name, declared in column_types.items():
+            # Tolerate the wider API enum: "Number" is a deprecated alias of Double; anything else is unknown.
+            t: object = declared
+            self.types[name.casefold()] = "Double" if t == "Number" else declared if t in _PUBLIC_TYPES else None
             self.names.append(name)
 
     def type_of(self, node: _Node) -> _T:
@@ -846,7 +850,7 @@ def _public(t: _T) -> DataType:
     return "Double"
 
 
-def infer_type(formula: Formula, column_types: Mapping[str, DataType | None]) -> DataType:
+def infer_type(formula: Formula, column_types: Mapping[str, str | None]) -> DataType:
     """Type-check ``formula`` against the group's columns (name -> type; ``None`` = unknown) and return its type.
 
     Raises :class:`FormulaError` for unknown columns, operand/argument type errors and always-null formulas.
@@ -932,7 +936,7 @@ def evaluation_order(formulas: Mapping[str, str]) -> list[str]:
     return _order(_parse_all(formulas))
 
 
-def check(formulas: Mapping[str, str], column_types: Mapping[str, DataType | None]) -> dict[str, DataType]:
+def check(formulas: Mapping[str, str], column_types: Mapping[str, str | None]) -> dict[str, DataType]:
     """Validate a group's custom calculations together and return their types in evaluation order.
 
     ``column_types`` holds the group's other columns (group and calculated properties); custom calculations may
@@ -941,7 +945,7 @@ def check(formulas: Mapping[str, str], column_types: Mapping[str, DataType | Non
     """
     parsed = _parse_all(formulas)
     order = _order(parsed)
-    env: dict[str, DataType | None] = dict(column_types)
+    env: dict[str, str | None] = dict(column_types)
     folded_env = {k.casefold(): k for k in env}
     result: dict[str, DataType] = {}
     for name in order:

@@ -382,7 +382,7 @@ def _check_formulas(call: Call, group: Record, name: str, formula: str, exclude:
     formulas = {p.data["propertyName"]: p.data["formula"] for p in props if p.data["kind"] == "custom"}
     formulas[name] = formula
     try:
-        inferred = check(formulas, _column_types(props))  # type: ignore[arg-type]
+        inferred = check(formulas, _column_types(props))
     except FormulaError as exc:
         raise call.invalid(str(exc), "formula") from None
     return str(inferred[name])

@@ -66,12 +66,12 @@ async def open_client(settings: Settings) -> AsyncIterator[InsightsClient]:
         settings.sandbox_db,
     )
     app = create_app(db_path=settings.sandbox_db, odata_page_size=settings.sandbox_odata_page_size)
-    async with app.router.lifespan_context(app):
-        async with InsightsClient(
-            base_url=SANDBOX_BASE_URL,
-            token_provider=StaticTokenProvider("sandbox"),
-            transport=httpx.ASGITransport(app=app),
-            timeout_seconds=settings.timeout_seconds,
-            retry=_retry_policy(settings),
-        ) as client:
-            yield client
+    client = InsightsClient(
+        base_url=SANDBOX_BASE_URL,
+        token_provider=StaticTokenProvider("sandbox"),
+        transport=httpx.ASGITransport(app=app),
+        timeout_seconds=settings.timeout_seconds,
+        retry=_retry_policy(settings),
+    )
+    async with app.router.lifespan_context(app), client:
+        yield client

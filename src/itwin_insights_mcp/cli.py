@@ -55,7 +55,9 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--sandbox-db", help=_env_help("sandbox_db", "sandbox SQLite file (':memory:' for none)"))
     serve.add_argument("--read-only", action="store_true", default=None, help=_env_help("read_only", "no write tools"))
     serve.add_argument(
-        "--include-deprecated", action="store_true", default=None,
+        "--include-deprecated",
+        action="store_true",
+        default=None,
         help=_env_help("include_deprecated", "also expose deprecated operations"),
     )
     serve.add_argument("--allowed-hosts", type=_csv, help=_env_help("allowed_hosts", "extra allowed Host names"))

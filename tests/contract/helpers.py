@@ -32,9 +32,9 @@ async def fails(client: Client, tool: str, status: int | None, code: str, **argu
     return dict(error)
 
 
-async def wait_for_state(client: Client, job_id: str, *, timeout: float = 60.0) -> dict[str, Any]:
+async def wait_for_state(client: Client, job_id: str, *, within: float = 60.0) -> dict[str, Any]:
     """Poll get_extraction_status until the job leaves Queued/Running."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         status = (await ok(client, "get_extraction_status", jobId=job_id))["status"]
         if status["state"] not in ("Queued", "Running"):

@@ -25,8 +25,18 @@ async def test_run_status_logs_history(mcp: Client) -> None:
     assert status["_links"]["logs"]["href"].endswith(f"/status/{run['id']}/logs")
 
     logs = (await ok(mcp, "list_extraction_logs", jobId=run["id"]))["logs"]
-    assert {"state", "reason", "dateTime", "jobId", "contextType", "contextId", "level", "category", "message",
-            "containsIssues"} <= set(logs[0])
+    assert {
+        "state",
+        "reason",
+        "dateTime",
+        "jobId",
+        "contextType",
+        "contextId",
+        "level",
+        "category",
+        "message",
+        "containsIssues",
+    } <= set(logs[0])
     translation = [entry for entry in logs if entry["category"] == "QueryTranslation"]
     assert len(translation) == 1 and "NoSuchClass" in translation[0]["message"]
     assert translation[0]["level"] == "Error"
@@ -39,11 +49,18 @@ async def test_run_status_logs_history(mcp: Client) -> None:
 
 async def test_run_with_mappings_filter_includes_disabled_mapping(mcp: Client) -> None:
     enabled = (await ok(mcp, "create_mapping", imodelId=BUILDING_ID, mappingName="On"))["mapping"]
-    disabled = (await ok(mcp, "create_mapping", imodelId=BUILDING_ID, mappingName="Off",
-                         extractionEnabled=False))["mapping"]
+    disabled = (await ok(mcp, "create_mapping", imodelId=BUILDING_ID, mappingName="Off", extractionEnabled=False))[
+        "mapping"
+    ]
     for mapping in (enabled, disabled):
-        await ok(mcp, "create_group", imodelId=BUILDING_ID, mappingId=mapping["id"], groupName="Beams",
-                 query="SELECT * FROM Building.Beam")
+        await ok(
+            mcp,
+            "create_group",
+            imodelId=BUILDING_ID,
+            mappingId=mapping["id"],
+            groupName="Beams",
+            query="SELECT * FROM Building.Beam",
+        )
     everything = (await ok(mcp, "run_extraction", imodelId=BUILDING_ID))["run"]
     await wait_for_state(mcp, everything["id"])
     messages = [e["message"] or "" for e in (await ok(mcp, "list_extraction_logs", jobId=everything["id"]))["logs"]]

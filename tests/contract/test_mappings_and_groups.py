@@ -19,8 +19,17 @@ async def new_mapping(mcp: Client, name: str = "QTO", **extra: object) -> dict[s
 
 async def test_create_get_list_update_delete_mapping(mcp: Client) -> None:
     mapping = await new_mapping(mcp, description="take-off")
-    assert set(mapping) >= {"id", "mappingName", "description", "extractionEnabled", "createdOn", "createdBy",
-                            "modifiedOn", "modifiedBy", "_links"}
+    assert set(mapping) >= {
+        "id",
+        "mappingName",
+        "description",
+        "extractionEnabled",
+        "createdOn",
+        "createdBy",
+        "modifiedOn",
+        "modifiedBy",
+        "_links",
+    }
     assert mapping["extractionEnabled"] is True
     assert mapping["_links"]["imodel"]["href"].endswith(f"/imodels/{BUILDING_ID}")
     got = await ok(mcp, "get_mapping", imodelId=BUILDING_ID, mappingId=mapping["id"])
@@ -44,13 +53,13 @@ async def test_mapping_errors(mcp: Client) -> None:
     assert "mappingName" in bad["message"]
     await fails(mcp, "create_mapping", None, "InvalidArguments", imodelId=BUILDING_ID, mappingName="x" * 129)
     await fails(mcp, "update_mapping", None, "InvalidArguments", imodelId=BUILDING_ID, mappingId=UNKNOWN)
-    await fails(mcp, "update_mapping", 404, "MappingNotFound", imodelId=BUILDING_ID, mappingId=UNKNOWN,
-                description="x")
+    await fails(mcp, "update_mapping", 404, "MappingNotFound", imodelId=BUILDING_ID, mappingId=UNKNOWN, description="x")
     await fails(mcp, "delete_mapping", 404, "MappingNotFound", imodelId=BUILDING_ID, mappingId=UNKNOWN)
     await fails(mcp, "list_mappings", None, "InvalidArguments", imodelId=BUILDING_ID, top=0)
     await fails(mcp, "list_mappings", None, "InvalidArguments", imodelId=BUILDING_ID, top=1001)
-    unknown_arg = await fails(mcp, "get_mapping", None, "InvalidArguments", imodelId=BUILDING_ID,
-                              mappingId=UNKNOWN, mapingId="typo")
+    unknown_arg = await fails(
+        mcp, "get_mapping", None, "InvalidArguments", imodelId=BUILDING_ID, mappingId=UNKNOWN, mapingId="typo"
+    )
     assert "mapingId" in unknown_arg["message"]
 
 
@@ -59,9 +68,21 @@ async def test_copy_mapping_deep_copies_groups_and_all_property_kinds(mcp: Clien
     ids = {"imodelId": BUILDING_ID, "mappingId": mapping["id"]}
     group = (await ok(mcp, "create_group", **ids, groupName="Walls", query="SELECT * FROM Building.Wall"))["group"]
     gids = {**ids, "groupId": group["id"]}
-    await ok(mcp, "create_group_property", **gids, propertyName="Material", dataType="String",
-             ecProperties=[{"ecSchemaName": "Building", "ecClassName": "Wall", "ecPropertyName": "Material",
-                            "ecPropertyType": "String"}])
+    await ok(
+        mcp,
+        "create_group_property",
+        **gids,
+        propertyName="Material",
+        dataType="String",
+        ecProperties=[
+            {
+                "ecSchemaName": "Building",
+                "ecClassName": "Wall",
+                "ecPropertyName": "Material",
+                "ecPropertyType": "String",
+            }
+        ],
+    )
     await ok(mcp, "create_calculated_property", **gids, propertyName="Vol", type="Volume")
     await ok(mcp, "create_custom_calculation", **gids, propertyName="VolX2", formula="Vol * 2")
 
@@ -91,8 +112,9 @@ async def test_copy_mapping_errors(mcp: Client) -> None:
     assert error["target"] == "mappingName"
     named = await ok(mcp, "copy_mapping", **ids, targetIModelId=SITE_ID, mappingName="Short")
     assert named["mapping"]["mappingName"] == "Short"
-    await fails(mcp, "copy_mapping", 404, "MappingNotFound", imodelId=BUILDING_ID, mappingId=UNKNOWN,
-                targetIModelId=SITE_ID)
+    await fails(
+        mcp, "copy_mapping", 404, "MappingNotFound", imodelId=BUILDING_ID, mappingId=UNKNOWN, targetIModelId=SITE_ID
+    )
     await fails(mcp, "copy_mapping", 404, "iModelNotFound", **ids, targetIModelId=UNKNOWN, mappingName="X")
     await fails(mcp, "copy_mapping", None, "InvalidArguments", **ids)
 
@@ -100,8 +122,11 @@ async def test_copy_mapping_errors(mcp: Client) -> None:
 async def test_group_lifecycle(mcp: Client) -> None:
     mapping = await new_mapping(mcp)
     ids = {"imodelId": BUILDING_ID, "mappingId": mapping["id"]}
-    group = (await ok(mcp, "create_group", **ids, groupName="Doors", query="SELECT * FROM Building.Door",
-                      description="all doors"))["group"]
+    group = (
+        await ok(
+            mcp, "create_group", **ids, groupName="Doors", query="SELECT * FROM Building.Door", description="all doors"
+        )
+    )["group"]
     assert set(group) == {"id", "groupName", "description", "query"}
     assert (await ok(mcp, "get_group", **ids, groupId=group["id"]))["group"] == group
     updated = (await ok(mcp, "update_group", **ids, groupId=group["id"], query="SELECT * FROM bis.Element"))["group"]
@@ -118,8 +143,16 @@ async def test_group_errors(mcp: Client) -> None:
     await fails(mcp, "list_groups", 404, "MappingNotFound", imodelId=BUILDING_ID, mappingId=UNKNOWN)
     await fails(mcp, "create_group", None, "InvalidArguments", **ids, groupName="Walls", query="")
     await fails(mcp, "create_group", None, "InvalidArguments", **ids, query="SELECT 1")
-    await fails(mcp, "create_group", 404, "MappingNotFound", imodelId=BUILDING_ID, mappingId=UNKNOWN,
-                groupName="G", query="SELECT * FROM bis.Element")
+    await fails(
+        mcp,
+        "create_group",
+        404,
+        "MappingNotFound",
+        imodelId=BUILDING_ID,
+        mappingId=UNKNOWN,
+        groupName="G",
+        query="SELECT * FROM bis.Element",
+    )
     await fails(mcp, "update_group", None, "InvalidArguments", **ids, groupId=UNKNOWN)
     await fails(mcp, "update_group", 404, "GroupNotFound", **ids, groupId=UNKNOWN, description="x")
     await fails(mcp, "delete_group", 404, "GroupNotFound", **ids, groupId=UNKNOWN)

@@ -53,46 +53,106 @@ async def test_report_errors(mcp: Client) -> None:
 async def test_report_mappings(mcp: Client) -> None:
     report = await new_report(mcp)
     mapping = (await ok(mcp, "create_mapping", imodelId=BUILDING_ID, mappingName="M1"))["mapping"]
-    link = (await ok(mcp, "create_report_mapping", reportId=report["id"], mappingId=mapping["id"],
-                     imodelId=BUILDING_ID))["mapping"]
+    link = (
+        await ok(mcp, "create_report_mapping", reportId=report["id"], mappingId=mapping["id"], imodelId=BUILDING_ID)
+    )["mapping"]
     assert (link["reportId"], link["mappingId"], link["imodelId"]) == (report["id"], mapping["id"], BUILDING_ID)
     assert set(link["_links"]) == {"report", "mapping", "imodel"}
     listed = (await ok(mcp, "list_report_mappings", reportId=report["id"]))["mappings"]
     assert [m["mappingId"] for m in listed] == [mapping["id"]]
-    await fails(mcp, "create_report_mapping", 409, "ReportMappingExists", reportId=report["id"],
-                mappingId=mapping["id"], imodelId=BUILDING_ID)
-    await fails(mcp, "create_report_mapping", 404, "MappingNotFound", reportId=report["id"], mappingId=mapping["id"],
-                imodelId=SITE_ID)
-    await fails(mcp, "create_report_mapping", 404, "ReportNotFound", reportId=UNKNOWN, mappingId=mapping["id"],
-                imodelId=BUILDING_ID)
+    await fails(
+        mcp,
+        "create_report_mapping",
+        409,
+        "ReportMappingExists",
+        reportId=report["id"],
+        mappingId=mapping["id"],
+        imodelId=BUILDING_ID,
+    )
+    await fails(
+        mcp,
+        "create_report_mapping",
+        404,
+        "MappingNotFound",
+        reportId=report["id"],
+        mappingId=mapping["id"],
+        imodelId=SITE_ID,
+    )
+    await fails(
+        mcp,
+        "create_report_mapping",
+        404,
+        "ReportNotFound",
+        reportId=UNKNOWN,
+        mappingId=mapping["id"],
+        imodelId=BUILDING_ID,
+    )
     await ok(mcp, "delete_report_mapping", reportId=report["id"], mappingId=mapping["id"])
-    await fails(mcp, "delete_report_mapping", 404, "ReportMappingNotFound", reportId=report["id"],
-                mappingId=mapping["id"])
+    await fails(
+        mcp, "delete_report_mapping", 404, "ReportMappingNotFound", reportId=report["id"], mappingId=mapping["id"]
+    )
     await fails(mcp, "list_report_mappings", 404, "ReportNotFound", reportId=UNKNOWN)
 
 
 async def test_report_aggregations(mcp: Client) -> None:
     report = await new_report(mcp)
     mapping = (await ok(mcp, "create_mapping", imodelId=BUILDING_ID, mappingName="M1"))["mapping"]
-    table_set = (await ok(mcp, "create_aggregation_table_set", tableSetName="Totals", datasourceId=mapping["id"],
-                          datasourceType="IModelMapping"))["aggregationTableSet"]
-    link = (await ok(mcp, "create_report_aggregation", reportId=report["id"],
-                     aggregationTableSetId=table_set["id"]))["aggregation"]
+    table_set = (
+        await ok(
+            mcp,
+            "create_aggregation_table_set",
+            tableSetName="Totals",
+            datasourceId=mapping["id"],
+            datasourceType="IModelMapping",
+        )
+    )["aggregationTableSet"]
+    link = (await ok(mcp, "create_report_aggregation", reportId=report["id"], aggregationTableSetId=table_set["id"]))[
+        "aggregation"
+    ]
     assert (link["reportId"], link["aggregationTableSetId"], link["datasourceId"], link["datasourceType"]) == (
-        report["id"], table_set["id"], mapping["id"], "IModelMapping")
+        report["id"],
+        table_set["id"],
+        mapping["id"],
+        "IModelMapping",
+    )
     assert set(link["_links"]) == {"report", "aggregationTableSet", "datasource"}
-    got = (await ok(mcp, "get_report_aggregation", reportId=report["id"],
-                    aggregationTableSetId=table_set["id"]))["aggregation"]
+    got = (await ok(mcp, "get_report_aggregation", reportId=report["id"], aggregationTableSetId=table_set["id"]))[
+        "aggregation"
+    ]
     assert got == link
     listed = (await ok(mcp, "list_report_aggregations", reportId=report["id"]))["aggregations"]
     assert [a["aggregationTableSetId"] for a in listed] == [table_set["id"]]
-    await fails(mcp, "create_report_aggregation", 409, "ReportAggregationExists", reportId=report["id"],
-                aggregationTableSetId=table_set["id"])
-    await fails(mcp, "create_report_aggregation", 404, "AggregationTableSetNotFound", reportId=report["id"],
-                aggregationTableSetId=UNKNOWN)
+    await fails(
+        mcp,
+        "create_report_aggregation",
+        409,
+        "ReportAggregationExists",
+        reportId=report["id"],
+        aggregationTableSetId=table_set["id"],
+    )
+    await fails(
+        mcp,
+        "create_report_aggregation",
+        404,
+        "AggregationTableSetNotFound",
+        reportId=report["id"],
+        aggregationTableSetId=UNKNOWN,
+    )
     await ok(mcp, "delete_report_aggregation", reportId=report["id"], aggregationTableSetId=table_set["id"])
-    await fails(mcp, "get_report_aggregation", 404, "AggregationTableSetNotFound", reportId=report["id"],
-                aggregationTableSetId=table_set["id"])
-    await fails(mcp, "delete_report_aggregation", 404, "AggregationTableSetNotFound", reportId=report["id"],
-                aggregationTableSetId=table_set["id"])
+    await fails(
+        mcp,
+        "get_report_aggregation",
+        404,
+        "AggregationTableSetNotFound",
+        reportId=report["id"],
+        aggregationTableSetId=table_set["id"],
+    )
+    await fails(
+        mcp,
+        "delete_report_aggregation",
+        404,
+        "AggregationTableSetNotFound",
+        reportId=report["id"],
+        aggregationTableSetId=table_set["id"],
+    )
     await fails(mcp, "list_report_aggregations", 404, "ReportNotFound", reportId=UNKNOWN)

@@ -42,10 +42,20 @@ def walls_from_imodel(db: str) -> list[dict[str, Any]]:
     rows = conn.execute(
         "SELECT id, json_extract(props, '$.Material'), json_extract(props, '$.Thickness'), volume, "
         "bbox_low_x, bbox_low_y, bbox_low_z, bbox_high_x, bbox_high_y, bbox_high_z "
-        "FROM im_elements WHERE imodel_id = ? AND class_id = 257 ORDER BY id", (BUILDING_ID,)).fetchall()
+        "FROM im_elements WHERE imodel_id = ? AND class_id = 257 ORDER BY id",
+        (BUILDING_ID,),
+    ).fetchall()
     conn.close()
-    return [{"id": hex(r[0]), "Material": r[1], "Thickness": r[2], "Volume": r[3],
-             "Longest": max(abs(r[7] - r[4]), abs(r[8] - r[5]), abs(r[9] - r[6]))} for r in rows]
+    return [
+        {
+            "id": hex(r[0]),
+            "Material": r[1],
+            "Thickness": r[2],
+            "Volume": r[3],
+            "Longest": max(abs(r[7] - r[4]), abs(r[8] - r[5]), abs(r[9] - r[6])),
+        }
+        for r in rows
+    ]
 
 
 async def read_all_pages(client: Client, report_id: str, url: str) -> list[dict[str, Any]]:
@@ -53,8 +63,15 @@ async def read_all_pages(client: Client, report_id: str, url: str) -> list[dict[
     rows: list[dict[str, Any]] = []
     sequence = 0
     while True:
-        page = await ok(client, "get_odata_entity_page", reportId=report_id, region=region, manifestId=manifest,
-                        entityType=entity, sequence=sequence)
+        page = await ok(
+            client,
+            "get_odata_entity_page",
+            reportId=report_id,
+            region=region,
+            manifestId=manifest,
+            entityType=entity,
+            sequence=sequence,
+        )
         rows += page["value"]
         if "@odata.nextLink" not in page:
             return rows
@@ -68,34 +85,81 @@ async def test_golden_path_with_computed_values(small_pages: Client, sandbox_db:
     ids = {"imodelId": BUILDING_ID, "mappingId": mapping["id"]}
     walls = (await ok(mcp, "create_group", **ids, groupName="Walls", query="SELECT * FROM Building.Wall"))["group"]
     gids = {**ids, "groupId": walls["id"]}
-    await ok(mcp, "create_group_property", **gids, propertyName="Material", dataType="String",
-             ecProperties=[{"ecSchemaName": "Building", "ecClassName": "Wall", "ecPropertyName": "Material",
-                            "ecPropertyType": "String"}])
-    await ok(mcp, "create_group_property", **gids, propertyName="Thickness", dataType="Double",
-             quantityType="Distance",
-             ecProperties=[{"ecSchemaName": "Building", "ecClassName": "Wall", "ecPropertyName": "Thickness",
-                            "ecPropertyType": "Double"}])
+    await ok(
+        mcp,
+        "create_group_property",
+        **gids,
+        propertyName="Material",
+        dataType="String",
+        ecProperties=[
+            {
+                "ecSchemaName": "Building",
+                "ecClassName": "Wall",
+                "ecPropertyName": "Material",
+                "ecPropertyType": "String",
+            }
+        ],
+    )
+    await ok(
+        mcp,
+        "create_group_property",
+        **gids,
+        propertyName="Thickness",
+        dataType="Double",
+        quantityType="Distance",
+        ecProperties=[
+            {
+                "ecSchemaName": "Building",
+                "ecClassName": "Wall",
+                "ecPropertyName": "Thickness",
+                "ecPropertyType": "Double",
+            }
+        ],
+    )
     await ok(mcp, "create_calculated_property", **gids, propertyName="Volume", type="Volume")
     await ok(mcp, "create_calculated_property", **gids, propertyName="Longest", type="BoundingBoxLongestEdgeLength")
-    await ok(mcp, "create_custom_calculation", **gids, propertyName="Cost", formula="Volume * 150",
-             quantityType="Monetary")
+    await ok(
+        mcp, "create_custom_calculation", **gids, propertyName="Cost", formula="Volume * 150", quantityType="Monetary"
+    )
     await ok(mcp, "create_group", **ids, groupName="Doors", query="SELECT * FROM Building.Door")
 
     run = (await ok(mcp, "run_extraction", imodelId=BUILDING_ID))["run"]
     status = await wait_for_state(mcp, run["id"])
     assert (status["state"], status["containsIssues"]) == ("Succeeded", False)
 
-    table_set = (await ok(mcp, "create_aggregation_table_set", tableSetName="Totals", datasourceId=mapping["id"],
-                          datasourceType="IModelMapping"))["aggregationTableSet"]
-    table = (await ok(mcp, "create_aggregation_table", aggregationTableSetId=table_set["id"],
-                      tableName="WallsByMaterial", sourceTableName="Walls"))["aggregationTable"]
+    table_set = (
+        await ok(
+            mcp,
+            "create_aggregation_table_set",
+            tableSetName="Totals",
+            datasourceId=mapping["id"],
+            datasourceType="IModelMapping",
+        )
+    )["aggregationTableSet"]
+    table = (
+        await ok(
+            mcp,
+            "create_aggregation_table",
+            aggregationTableSetId=table_set["id"],
+            tableName="WallsByMaterial",
+            sourceTableName="Walls",
+        )
+    )["aggregationTable"]
     tid = {"aggregationTableSetId": table_set["id"], "aggregationTableId": table["id"]}
-    await ok(mcp, "create_aggregation_property", **tid, propertyName="Material", sourcePropertyName="Material",
-             type="GroupBy")
-    await ok(mcp, "create_aggregation_property", **tid, propertyName="Walls", sourcePropertyName="ECInstanceId",
-             type="Count")
-    await ok(mcp, "create_aggregation_property", **tid, propertyName="TotalVolume", sourcePropertyName="Volume",
-             type="Sum")
+    await ok(
+        mcp,
+        "create_aggregation_property",
+        **tid,
+        propertyName="Material",
+        sourcePropertyName="Material",
+        type="GroupBy",
+    )
+    await ok(
+        mcp, "create_aggregation_property", **tid, propertyName="Walls", sourcePropertyName="ECInstanceId", type="Count"
+    )
+    await ok(
+        mcp, "create_aggregation_property", **tid, propertyName="TotalVolume", sourcePropertyName="Volume", type="Sum"
+    )
 
     report = (await ok(mcp, "create_report", projectId=ITWIN_ID, displayName="Quantities"))["report"]
     await ok(mcp, "create_report_mapping", reportId=report["id"], mappingId=mapping["id"], imodelId=BUILDING_ID)
@@ -113,9 +177,17 @@ async def test_golden_path_with_computed_values(small_pages: Client, sandbox_db:
     types = {t.get("Name"): t for t in root.iter(f"{EDM}EntityType")}
     wall_columns = [(p.get("Name"), p.get("Type")) for p in types["QTO_Walls"].iter(f"{EDM}Property")]
     assert wall_columns == [
-        ("ECInstanceId", "Edm.String"), ("ECClassId", "Edm.String"), ("UserLabel", "Edm.String"),
-        ("BBoxLow", "Edm.String"), ("BBoxHigh", "Edm.String"), ("Material", "Edm.String"),
-        ("Thickness", "Edm.Double"), ("Volume", "Edm.Double"), ("Longest", "Edm.Double"), ("Cost", "Edm.Double")]
+        ("ECInstanceId", "Edm.String"),
+        ("ECClassId", "Edm.String"),
+        ("UserLabel", "Edm.String"),
+        ("BBoxLow", "Edm.String"),
+        ("BBoxHigh", "Edm.String"),
+        ("Material", "Edm.String"),
+        ("Thickness", "Edm.Double"),
+        ("Volume", "Edm.Double"),
+        ("Longest", "Edm.Double"),
+        ("Cost", "Edm.Double"),
+    ]
     display = {s.get("Name"): s.find(f"{EDM}Annotation").get("String") for s in root.iter(f"{EDM}EntitySet")}
     assert display["QTO_Walls"] == "Walls" and display["Totals_WallsByMaterial"] == "WallsByMaterial"
 
@@ -147,7 +219,15 @@ async def test_golden_path_with_computed_values(small_pages: Client, sandbox_db:
     for t in totals:
         assert math.isclose(t["TotalVolume"], want_volume[t["Material"]])
 
-    await fails(mcp, "get_odata_entity_page", 404, "EntityNotFound", reportId=report["id"], region="EUS",
-                manifestId=run["id"], entityType="QTO_Nothing")
+    await fails(
+        mcp,
+        "get_odata_entity_page",
+        404,
+        "EntityNotFound",
+        reportId=report["id"],
+        region="EUS",
+        manifestId=run["id"],
+        entityType="QTO_Nothing",
+    )
     await fails(mcp, "get_odata_service", 404, "SchemaNotFound", reportId="00000000-0000-4000-8000-000000000000")
     await fails(mcp, "get_odata_metadata", 404, "SchemaNotFound", reportId="00000000-0000-4000-8000-000000000000")

@@ -48,9 +48,12 @@ def ok(body: object) -> httpx.Response:
 
 
 async def test_429_is_retried_after_retry_after_then_succeeds() -> None:
-    handler = Recorder(httpx.Response(429, headers={"Retry-After": "2"}, json={"error": {"code": "TooManyRequests",
-                                                                                          "message": "slow down"}}),
-                       ok({"report": {"id": "r1"}}))
+    handler = Recorder(
+        httpx.Response(
+            429, headers={"Retry-After": "2"}, json={"error": {"code": "TooManyRequests", "message": "slow down"}}
+        ),
+        ok({"report": {"id": "r1"}}),
+    )
     sleeps: list[float] = []
     async with make_client(handler, sleeps) as client:
         response = await client.request("POST", "/insights/reporting/reports", json_body={"displayName": "x"})
@@ -61,8 +64,11 @@ async def test_429_is_retried_after_retry_after_then_succeeds() -> None:
 
 
 async def test_429_gives_up_when_retry_after_exceeds_the_cap() -> None:
-    handler = Recorder(httpx.Response(429, headers={"Retry-After": "120"},
-                                      json={"error": {"code": "TooManyRequests", "message": "wait"}}))
+    handler = Recorder(
+        httpx.Response(
+            429, headers={"Retry-After": "120"}, json={"error": {"code": "TooManyRequests", "message": "wait"}}
+        )
+    )
     sleeps: list[float] = []
     async with make_client(handler, sleeps) as client:
         with pytest.raises(ApiError) as caught:
@@ -74,8 +80,9 @@ async def test_429_gives_up_when_retry_after_exceeds_the_cap() -> None:
 
 
 async def test_429_retries_are_bounded_in_count() -> None:
-    handler = Recorder(httpx.Response(429, headers={"Retry-After": "0"}, json={"error": {"code": "TooManyRequests",
-                                                                                          "message": "x"}}))
+    handler = Recorder(
+        httpx.Response(429, headers={"Retry-After": "0"}, json={"error": {"code": "TooManyRequests", "message": "x"}})
+    )
     sleeps: list[float] = []
     async with make_client(handler, sleeps, max_retries=3) as client:
         with pytest.raises(ApiError) as caught:
@@ -125,15 +132,25 @@ async def test_get_connection_error_is_retried() -> None:
 
 
 async def test_error_body_is_mapped_with_code_target_and_details() -> None:
-    body = {"error": {"code": "InvalidInsightsRequest", "message": "Bad formula.", "target": "formula",
-                      "details": [{"code": "InvalidValue", "message": "x", "target": "formula"}]}}
+    body = {
+        "error": {
+            "code": "InvalidInsightsRequest",
+            "message": "Bad formula.",
+            "target": "formula",
+            "details": [{"code": "InvalidValue", "message": "x", "target": "formula"}],
+        }
+    }
     handler = Recorder(httpx.Response(422, json=body))
     async with make_client(handler, []) as client:
         with pytest.raises(ApiError) as caught:
             await client.request("POST", "/x", json_body={})
     error = caught.value
-    assert (error.status, error.code, error.message, error.target) == (422, "InvalidInsightsRequest", "Bad formula.",
-                                                                       "formula")
+    assert (error.status, error.code, error.message, error.target) == (
+        422,
+        "InvalidInsightsRequest",
+        "Bad formula.",
+        "formula",
+    )
     assert error.details[0].code == "InvalidValue"
 
 
@@ -156,8 +173,12 @@ async def test_request_carries_bearer_and_accept_headers() -> None:
 
 
 def test_next_page_token_reads_links_next() -> None:
-    body = {"_links": {"self": {"href": "https://h/x?$top=2"},
-                       "next": {"href": "https://h/x/?$top=2&$continuationToken=abc%3D%3D"}}}
+    body = {
+        "_links": {
+            "self": {"href": "https://h/x?$top=2"},
+            "next": {"href": "https://h/x/?$top=2&$continuationToken=abc%3D%3D"},
+        }
+    }
     assert next_page_token(body) == "abc=="
     assert next_page_token({"_links": {"self": {"href": "https://h/x"}}}) is None
     assert next_page_token({"_links": {"next": None}}) is None
@@ -174,8 +195,9 @@ def token_endpoint(counter: dict[str, int], delay: float = 0.05) -> httpx.MockTr
             form = dict(x.split("=", 1) for x in request.content.decode().split("&"))
             assert form["grant_type"] == "client_credentials"
             await asyncio.sleep(delay)
-            return httpx.Response(200, json={"access_token": f"svc-{counter['token']}", "expires_in": 3600,
-                                             "token_type": "Bearer"})
+            return httpx.Response(
+                200, json={"access_token": f"svc-{counter['token']}", "expires_in": 3600, "token_type": "Bearer"}
+            )
         counter["api"] += 1
         return httpx.Response(200, json={"auth": request.headers["authorization"]})
 
@@ -185,10 +207,16 @@ def token_endpoint(counter: dict[str, int], delay: float = 0.05) -> httpx.MockTr
 async def test_client_credentials_refresh_once_under_20_concurrent_calls() -> None:
     counter = {"token": 0, "api": 0}
     transport = token_endpoint(counter)
-    provider = ClientCredentialsProvider(client_id="app", client_secret="s3cret", authority="https://ims.example.test",
-                                         scopes="itwin-platform", transport=transport)
-    async with InsightsClient(base_url="https://api.example.test", token_provider=provider,
-                              transport=transport) as client:
+    provider = ClientCredentialsProvider(
+        client_id="app",
+        client_secret="s3cret",
+        authority="https://ims.example.test",
+        scopes="itwin-platform",
+        transport=transport,
+    )
+    async with InsightsClient(
+        base_url="https://api.example.test", token_provider=provider, transport=transport
+    ) as client:
         results = await asyncio.gather(*(client.request("GET", f"/r/{i}") for i in range(20)))
     assert counter["token"] == 1
     assert provider.refresh_count == 1
@@ -198,9 +226,14 @@ async def test_client_credentials_refresh_once_under_20_concurrent_calls() -> No
 async def test_client_credentials_refresh_before_expiry() -> None:
     now = [1000.0]
     counter = {"token": 0, "api": 0}
-    provider = ClientCredentialsProvider(client_id="app", client_secret="s", authority="https://ims.example.test",
-                                         scopes="itwin-platform", transport=token_endpoint(counter, 0),
-                                         clock=lambda: now[0])
+    provider = ClientCredentialsProvider(
+        client_id="app",
+        client_secret="s",
+        authority="https://ims.example.test",
+        scopes="itwin-platform",
+        transport=token_endpoint(counter, 0),
+        clock=lambda: now[0],
+    )
     assert await provider.get_token() == "svc-1"
     now[0] += 3600 - 30  # inside the refresh margin
     assert await provider.get_token() == "svc-2"
@@ -213,9 +246,13 @@ async def test_refused_credentials_raise_auth_error_without_the_secret() -> None
             return httpx.Response(404)
         return httpx.Response(400, json={"error": "invalid_client"})
 
-    provider = ClientCredentialsProvider(client_id="app", client_secret="very-secret-value",
-                                         authority="https://ims.example.test", scopes="itwin-platform",
-                                         transport=httpx.MockTransport(handler))
+    provider = ClientCredentialsProvider(
+        client_id="app",
+        client_secret="very-secret-value",
+        authority="https://ims.example.test",
+        scopes="itwin-platform",
+        transport=httpx.MockTransport(handler),
+    )
     with pytest.raises(AuthError) as caught:
         await provider.get_token()
     assert "very-secret-value" not in str(caught.value)
@@ -233,10 +270,16 @@ async def test_401_with_refreshable_provider_retries_once_with_a_new_token() -> 
             return httpx.Response(401, json={"error": {"code": "Unauthorized", "message": "expired"}})
         return httpx.Response(200, json={"ok": True})
 
-    provider = ClientCredentialsProvider(client_id="a", client_secret="b", authority="https://ims.example.test",
-                                         scopes="itwin-platform", transport=token_transport)
-    async with InsightsClient(base_url="https://api.example.test", token_provider=provider,
-                              transport=httpx.MockTransport(api)) as client:
+    provider = ClientCredentialsProvider(
+        client_id="a",
+        client_secret="b",
+        authority="https://ims.example.test",
+        scopes="itwin-platform",
+        transport=token_transport,
+    )
+    async with InsightsClient(
+        base_url="https://api.example.test", token_provider=provider, transport=httpx.MockTransport(api)
+    ) as client:
         response = await client.request("GET", "/x")
     assert response.body == {"ok": True}
     assert seen == ["Bearer svc-1", "Bearer svc-2"]

@@ -13,7 +13,9 @@ import yaml
 SPEC_DIR = Path(__file__).resolve().parents[2] / "src" / "itwin_insights_mcp" / "api" / "specs"
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 TOOL_RE = re.compile(r"^[a-z0-9_]{1,64}$")
-REF_RE = re.compile(r"^#/components/(schemas|parameters|responses|requestBodies|headers|securitySchemes)/[A-Za-z0-9_.-]+$")
+REF_RE = re.compile(
+    r"^#/components/(schemas|parameters|responses|requestBodies|headers|securitySchemes)/[A-Za-z0-9_.-]+$"
+)
 
 FAMILIES = {
     "reporting-v1.yaml": {
@@ -41,31 +43,72 @@ FAMILIES = {
 
 EXPECTED_TOOLSETS = {
     "mappings": {
-        "list_mappings", "get_mapping", "create_mapping", "update_mapping", "delete_mapping", "copy_mapping",
-        "list_groups", "get_group", "create_group", "update_group", "delete_group",
+        "list_mappings",
+        "get_mapping",
+        "create_mapping",
+        "update_mapping",
+        "delete_mapping",
+        "copy_mapping",
+        "list_groups",
+        "get_group",
+        "create_group",
+        "update_group",
+        "delete_group",
     },
     "properties": {
-        "list_group_properties", "get_group_property", "create_group_property", "update_group_property",
-        "delete_group_property", "list_calculated_properties", "get_calculated_property",
-        "create_calculated_property", "update_calculated_property", "delete_calculated_property",
-        "list_custom_calculations", "get_custom_calculation", "create_custom_calculation",
-        "update_custom_calculation", "delete_custom_calculation",
+        "list_group_properties",
+        "get_group_property",
+        "create_group_property",
+        "update_group_property",
+        "delete_group_property",
+        "list_calculated_properties",
+        "get_calculated_property",
+        "create_calculated_property",
+        "update_calculated_property",
+        "delete_calculated_property",
+        "list_custom_calculations",
+        "get_custom_calculation",
+        "create_custom_calculation",
+        "update_custom_calculation",
+        "delete_custom_calculation",
     },
     "extraction": {
-        "run_extraction", "get_extraction_status", "list_extraction_logs", "list_extraction_history",
+        "run_extraction",
+        "get_extraction_status",
+        "list_extraction_logs",
+        "list_extraction_history",
         "get_imodel_extraction_status",
     },
     "reports": {
-        "list_reports", "get_report", "create_report", "update_report", "delete_report", "list_report_mappings",
-        "create_report_mapping", "delete_report_mapping", "list_report_aggregations", "get_report_aggregation",
-        "create_report_aggregation", "delete_report_aggregation",
+        "list_reports",
+        "get_report",
+        "create_report",
+        "update_report",
+        "delete_report",
+        "list_report_mappings",
+        "create_report_mapping",
+        "delete_report_mapping",
+        "list_report_aggregations",
+        "get_report_aggregation",
+        "create_report_aggregation",
+        "delete_report_aggregation",
     },
     "aggregations": {
-        "list_aggregation_table_sets", "get_aggregation_table_set", "create_aggregation_table_set",
-        "update_aggregation_table_set", "delete_aggregation_table_set", "list_aggregation_tables",
-        "get_aggregation_table", "create_aggregation_table", "update_aggregation_table", "delete_aggregation_table",
-        "list_aggregation_properties", "get_aggregation_property", "create_aggregation_property",
-        "update_aggregation_property", "delete_aggregation_property",
+        "list_aggregation_table_sets",
+        "get_aggregation_table_set",
+        "create_aggregation_table_set",
+        "update_aggregation_table_set",
+        "delete_aggregation_table_set",
+        "list_aggregation_tables",
+        "get_aggregation_table",
+        "create_aggregation_table",
+        "update_aggregation_table",
+        "delete_aggregation_table",
+        "list_aggregation_properties",
+        "get_aggregation_property",
+        "create_aggregation_property",
+        "update_aggregation_property",
+        "delete_aggregation_property",
     },
     "odata": {"get_odata_service", "get_odata_metadata", "get_odata_entity_page"},
     "context": {"list_itwins", "get_itwin", "list_imodels", "get_imodel", "list_changesets"},
@@ -73,9 +116,21 @@ EXPECTED_TOOLSETS = {
 
 # path parameter names allowed by the catalog conventions
 PATH_PARAM_NAMES = {
-    "imodelId", "mappingId", "groupId", "propertyId", "customCalculationId", "jobId", "reportId",
-    "aggregationTableSetId", "aggregationTableId", "aggregationPropertyId", "region", "manifestId", "entityType",
-    "iTwinId", "iModelId",
+    "imodelId",
+    "mappingId",
+    "groupId",
+    "propertyId",
+    "customCalculationId",
+    "jobId",
+    "reportId",
+    "aggregationTableSetId",
+    "aggregationTableId",
+    "aggregationPropertyId",
+    "region",
+    "manifestId",
+    "entityType",
+    "iTwinId",
+    "iModelId",
 }
 
 
@@ -310,7 +365,7 @@ def test_operation_ids_unique(name: str) -> None:
 
 
 def test_paged_lists_have_paging_parameters() -> None:
-    for name, path, method, op in ALL_OPS:
+    for name, _path, _method, op in ALL_OPS:
         tool = op["x-mcp"]["tool"]
         if not tool.startswith("list_"):
             continue
@@ -346,13 +401,22 @@ def test_reporting_specific_facts() -> None:
     assert ident["maxLength"] == 128 and ident["pattern"].startswith(r"^[\p{L}\p{Nl}_]")
     # wrapper keys
     wrappers = {
-        "MappingSingle": "mapping", "GroupSingle": "group", "GroupPropertySingle": "property",
-        "CalculatedPropertySingle": "property", "CustomCalculationSingle": "customCalculation",
-        "ReportSingle": "report", "ReportMappingSingle": "mapping", "ReportAggregationSingle": "aggregation",
-        "AggregationTableSetSingle": "aggregationTableSet", "AggregationTableSingle": "aggregationTable",
-        "AggregationPropertySingle": "aggregationProperty", "ExtractionRunSingle": "run",
-        "ExtractionStatusSingle": "status", "ExtractionLogCollection": "logs",
-        "ExtractionHistoryCollection": "extractions", "ReportMappingCollection": "mappings",
+        "MappingSingle": "mapping",
+        "GroupSingle": "group",
+        "GroupPropertySingle": "property",
+        "CalculatedPropertySingle": "property",
+        "CustomCalculationSingle": "customCalculation",
+        "ReportSingle": "report",
+        "ReportMappingSingle": "mapping",
+        "ReportAggregationSingle": "aggregation",
+        "AggregationTableSetSingle": "aggregationTableSet",
+        "AggregationTableSingle": "aggregationTable",
+        "AggregationPropertySingle": "aggregationProperty",
+        "ExtractionRunSingle": "run",
+        "ExtractionStatusSingle": "status",
+        "ExtractionLogCollection": "logs",
+        "ExtractionHistoryCollection": "extractions",
+        "ReportMappingCollection": "mappings",
     }
     for sname, key in wrappers.items():
         assert key in schemas[sname]["required"], sname

@@ -38,8 +38,13 @@ PAGING_TOKENS = ("$continuationToken", "$skip")
 
 
 # Ids that come from the iTwins/iModels APIs rather than from a sibling collection of the same family.
-_CONTEXT_LISTERS = {"imodelId": "list_imodels", "iModelId": "list_imodels", "projectId": "list_itwins",
-                    "iTwinId": "list_itwins", "targetIModelId": "list_imodels"}
+_CONTEXT_LISTERS = {
+    "imodelId": "list_imodels",
+    "iModelId": "list_imodels",
+    "projectId": "list_itwins",
+    "iTwinId": "list_itwins",
+    "targetIModelId": "list_imodels",
+}
 
 
 class CatalogError(ValueError):
@@ -125,14 +130,14 @@ class Operation:
             if param.required:
                 required.append(param.arg)
         if self.body_schema:
-            for name, schema in self.body_schema.get("properties", {}).items():
-                properties[name] = copy.deepcopy(schema)
+            for name, field_schema in self.body_schema.get("properties", {}).items():
+                properties[name] = copy.deepcopy(field_schema)
             if self.body_required:
                 required.extend(r for r in self.body_schema.get("required", []) if r not in required)
-        schema: JsonSchema = {"type": "object", "properties": properties, "additionalProperties": False}
+        flattened: JsonSchema = {"type": "object", "properties": properties, "additionalProperties": False}
         if required:
-            schema["required"] = required
-        return schema
+            flattened["required"] = required
+        return flattened
 
     @property
     def min_body_fields(self) -> int:

@@ -99,9 +99,7 @@ def _api_error(response: httpx.Response, attempts: int) -> ApiError:
         target = err.get("target") if isinstance(err.get("target"), str) else None
         for item in err.get("details") or []:
             if isinstance(item, dict):
-                details.append(
-                    ErrorDetail(str(item.get("code", "")), str(item.get("message", "")), item.get("target"))
-                )
+                details.append(ErrorDetail(str(item.get("code", "")), str(item.get("message", "")), item.get("target")))
     elif response.text:
         message = f"{message}: {response.text[:300]}"
     return ApiError(

@@ -30,7 +30,7 @@ def _pattern(validator: Any, patrn: str, instance: Any, schema: Mapping[str, Any
         yield ValidationError(f"{instance!r} does not match {patrn!r}")
 
 
-_Validator = extend(jsonschema.Draft202012Validator, {"pattern": _pattern})
+_Validator = extend(jsonschema.Draft202012Validator, {"pattern": _pattern})  # type: ignore[no-untyped-call]
 
 
 @dataclass(frozen=True)
@@ -66,12 +66,14 @@ def _describe(error: ValidationError) -> Problem:
         extra = error.message.split("(")[-1].rstrip(")")
         return Problem(path, f"unknown field(s): {extra}")
     if kind == "enum":
-        allowed = ", ".join(str(v) for v in error.validator_value)
+        allowed = ", ".join(str(v) for v in error.validator_value)  # type: ignore[union-attr]
         return Problem(path, f"must be one of: {allowed} (got {error.instance!r})")
     if kind == "pattern":
-        what = "a simple identifier (a letter or _, then letters, digits or _)" if "\\p{L}" in str(
-            error.validator_value
-        ) else f"text matching {error.validator_value}"
+        what = (
+            "a simple identifier (a letter or _, then letters, digits or _)"
+            if "\\p{L}" in str(error.validator_value)
+            else f"text matching {error.validator_value}"
+        )
         return Problem(path, f"must be {what} (got {error.instance!r})")
     if kind == "maxLength":
         return Problem(path, f"must be at most {error.validator_value} characters (got {len(str(error.instance))})")

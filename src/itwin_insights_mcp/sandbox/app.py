@@ -115,8 +115,9 @@ def _query(call_op: Operation, request: Request, invalid_code: str) -> dict[str,
         value = _coerce(call_op, param.name, raw, param.schema, invalid_code)
         found = problems(param.schema, value)
         if found:
-            raise SandboxError(422, invalid_code, f"'{raw}' is not a valid '{param.name}' value: {found[0].message}.",
-                               param.name)
+            raise SandboxError(
+                422, invalid_code, f"'{raw}' is not a valid '{param.name}' value: {found[0].message}.", param.name
+            )
         values[param.name] = value
     return values
 

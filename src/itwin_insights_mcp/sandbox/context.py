@@ -18,8 +18,20 @@ __all__ = ["CONTEXT_HANDLERS"]
 
 _ITWIN_MINIMAL = ("id", "class", "subClass", "type", "number", "displayName")
 _IMODEL_MINIMAL = ("id", "displayName")
-_CHANGESET_MINIMAL = ("id", "displayName", "description", "index", "parentId", "creatorId", "pushDateTime", "state",
-                      "containingChanges", "fileSize", "briefcaseId", "groupId")
+_CHANGESET_MINIMAL = (
+    "id",
+    "displayName",
+    "description",
+    "index",
+    "parentId",
+    "creatorId",
+    "pushDateTime",
+    "state",
+    "containingChanges",
+    "fileSize",
+    "briefcaseId",
+    "groupId",
+)
 
 
 def _wants_representation(call: Call) -> bool:
@@ -41,22 +53,52 @@ def _itwin_ids(call: Call) -> set[str]:
 def list_itwins(call: Call) -> Response:
     q = call.query
     if "status" in q and "includeInactive" in q:
-        raise SandboxError(422, "InvalidiTwinsRequest", "Cannot get iTwins.", None, [{
-            "code": "MutuallyExclusiveParametersProvided", "message": "status and includeInactive cannot be combined.",
-            "target": "status"}])
+        raise SandboxError(
+            422,
+            "InvalidiTwinsRequest",
+            "Cannot get iTwins.",
+            None,
+            [
+                {
+                    "code": "MutuallyExclusiveParametersProvided",
+                    "message": "status and includeInactive cannot be combined.",
+                    "target": "status",
+                }
+            ],
+        )
     if "$search" in q and ("number" in q or "displayName" in q):
-        raise SandboxError(422, "InvalidiTwinsRequest", "Cannot get iTwins.", None, [{
-            "code": "MutuallyExclusiveParametersProvided",
-            "message": "$search cannot be combined with number or displayName.", "target": "$search"}])
+        raise SandboxError(
+            422,
+            "InvalidiTwinsRequest",
+            "Cannot get iTwins.",
+            None,
+            [
+                {
+                    "code": "MutuallyExclusiveParametersProvided",
+                    "message": "$search cannot be combined with number or displayName.",
+                    "target": "$search",
+                }
+            ],
+        )
     items = _itwins(call)
     if "subClass" in q:
         allowed = {"Account", "Asset", "Project", "Portfolio", "Program", "WorkPackage"}
         wanted = {s.strip() for s in str(q["subClass"]).split(",") if s.strip()}
         bad = wanted - allowed
         if bad:
-            raise SandboxError(422, "InvalidiTwinsRequest", "Cannot get iTwins.", None, [{
-                "code": "InvalidValue", "message": f"'{', '.join(sorted(bad))}' is not a valid 'subClass' value.",
-                "target": "subClass"}])
+            raise SandboxError(
+                422,
+                "InvalidiTwinsRequest",
+                "Cannot get iTwins.",
+                None,
+                [
+                    {
+                        "code": "InvalidValue",
+                        "message": f"'{', '.join(sorted(bad))}' is not a valid 'subClass' value.",
+                        "target": "subClass",
+                    }
+                ],
+            )
         items = [i for i in items if i["subClass"] in wanted]
     if "status" in q:
         items = [i for i in items if i["status"] == q["status"]]
@@ -69,10 +111,11 @@ def list_itwins(call: Call) -> Response:
         needle = str(q["$search"]).lower()
         items = [i for i in items if needle in str(i["displayName"]).lower() or needle in str(i["number"]).lower()]
     shape: Callable[[dict[str, Any]], dict[str, Any]] = (
-        (lambda i: i) if _wants_representation(call) else (lambda i: _pick(i, _ITWIN_MINIMAL)))
+        (lambda i: i) if _wants_representation(call) else (lambda i: _pick(i, _ITWIN_MINIMAL))
+    )
     top = int(q.get("$top", DEFAULT_PAGE_SIZE))
     skip = int(q.get("$skip", 0))
-    page = items[skip: skip + top]
+    page = items[skip : skip + top]
     links = {
         "self": {"href": call.page_url(**{"$skip": skip, "$top": top})},
         "prev": {"href": call.page_url(**{"$skip": max(0, skip - top), "$top": top})} if skip > 0 else None,
@@ -93,13 +136,14 @@ def _offset_page(call: Call, key: str, items: list[dict[str, Any]]) -> Response:
     top = int(call.query.get("$top", DEFAULT_PAGE_SIZE))
     token = call.query.get("$continuationToken")
     start = decode_token(token, call.invalid_code) if token else 0
-    page = items[start: start + top]
+    page = items[start : start + top]
     nxt = start + top
     links = {
         "self": {"href": call.page_url()},
         "prev": None,
         "next": {"href": call.page_url(**{"$top": top, "$continuationToken": encode_token(nxt)})}
-        if nxt < len(items) else None,
+        if nxt < len(items)
+        else None,
     }
     return json_response({key: page, "_links": links})
 
@@ -127,7 +171,9 @@ def list_imodels(call: Call) -> Response:
         items = [i for i in items if i["state"] == q["state"]]
     if "$search" in q:
         needle = str(q["$search"]).lower()
-        items = [i for i in items if needle in str(i["name"]).lower() or needle in str(i.get("description") or "").lower()]
+        items = [
+            i for i in items if needle in str(i["name"]).lower() or needle in str(i.get("description") or "").lower()
+        ]
     if "$orderBy" in q:
         field, _, direction = str(q["$orderBy"]).partition(" ")
         items.sort(key=lambda i: str(i.get(field) or ""), reverse=direction == "desc")

@@ -310,7 +310,7 @@ def _tokenize(text: str) -> list[Token]:
     try:
         return list(SQLite().tokenize(text))
     except SqlglotError as error:
-        raise QueryTranslationError(f"ECSQL syntax error: {error}") from None
+        raise QueryTranslationError(_syntax_error(error)) from None
 
 
 def _slice(text: str, token: Token) -> str:
@@ -941,7 +941,7 @@ def _unsupported(node: exp.Expr) -> str:
 
 def _translate_bare(meta: _Meta, imodel_id: str, schema: str, name: str) -> TranslatedQuery:
     cls = meta.find(schema, name)
-    element = _Source("s0", meta.classes[meta.all_of_kind("element")[0]])
+    element = _Source("s0", cls)
     select = exp.Select(
         expressions=[
             exp.alias_(element.col("id"), _ID, quoted=True),
@@ -994,7 +994,7 @@ def translate(query: str, imodel_id: str, conn: sqlite3.Connection) -> Translate
     try:
         statements = [s for s in sqlglot.parse(text, read="sqlite") if s is not None]
     except SqlglotError as error:
-        raise QueryTranslationError(f"ECSQL syntax error: {_first_line(str(error))}") from None
+        raise QueryTranslationError(_syntax_error(error)) from None
     if len(statements) != 1:
         raise QueryTranslationError("The group query must be exactly one SELECT statement")
     translator = _Translator(meta)
@@ -1006,5 +1006,16 @@ def translate(query: str, imodel_id: str, conn: sqlite3.Connection) -> Translate
     return TranslatedQuery(sql, (imodel_id, *translator.params), columns)
 
 
-def _first_line(message: str) -> str:
-    return message.strip().splitlines()[0] if message.strip() else "invalid query"
+def _syntax_error(error: SqlglotError) -> str:
+    """A short ECSQL syntax error message (sqlglot's first error, without its token dump)."""
+    details = getattr(error, "errors", None)
+    if isinstance(details, list) and details and isinstance(details[0], dict):
+        first = details[0]
+        description = str(first.get("description") or "invalid syntax")
+        description = description.split(" but got <Token", 1)[0]
+        if description.startswith("Required keyword"):
+            description = "incomplete clause or expression"
+        where = f" at line {first.get('line')}, column {first.get('col')}" if first.get("line") else ""
+        return f"ECSQL syntax error{where}: {description} (a group query looks like: SELECT * FROM bis.Element WHERE ...)"
+    message = str(error).strip()
+    return f"ECSQL syntax error: {message.splitlines()[0] if message else 'invalid query'}"

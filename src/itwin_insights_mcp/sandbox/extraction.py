@@ -88,10 +88,12 @@ class _ClassInfo:
 def _classes(conn: sqlite3.Connection, imodel_id: str) -> dict[int, _ClassInfo]:
     rows = conn.execute(
         "SELECT class_id, schema_name, schema_alias, class_name, base_class_id, kind FROM im_classes "
-        "WHERE imodel_id = ?", (imodel_id,)).fetchall()
+        "WHERE imodel_id = ?",
+        (imodel_id,),
+    ).fetchall()
     by_id = {r[0]: r for r in rows}
     infos: dict[int, _ClassInfo] = {}
-    for class_id, schema, alias, name, _, kind in rows:
+    for class_id, schema, _alias, name, _, kind in rows:
         names: set[str] = set()
         current: int | None = class_id
         while current is not None and current in by_id:
@@ -190,8 +192,9 @@ class _Resolver:
         if element_id in self._targets:
             return self._targets[element_id]
         row = self._conn.execute(
-            f"SELECT {_ELEMENT_SELECT} FROM im_elements e WHERE e.imodel_id = ? AND e.id = ?",
-            (self._imodel, element_id)).fetchone()
+            f"SELECT {_ELEMENT_SELECT} FROM im_elements e WHERE e.imodel_id = ? AND e.id = ?",  # noqa: S608 - constant columns
+            (self._imodel, element_id),
+        ).fetchone()
         element = _element_from(row, 0) if row else None
         if len(self._targets) < 10_000:
             self._targets[element_id] = element
@@ -232,8 +235,10 @@ class _Resolver:
             return None
         marks = ",".join("?" * len(class_ids))
         rows = self._conn.execute(
-            f"SELECT props FROM im_aspects WHERE imodel_id = ? AND element_id = ? AND class_id IN ({marks}) LIMIT 2",
-            (self._imodel, element_id, *sorted(class_ids))).fetchall()
+            # Only placeholders are interpolated; the values are bound.
+            f"SELECT props FROM im_aspects WHERE imodel_id = ? AND element_id = ? AND class_id IN ({marks}) LIMIT 2",  # noqa: S608
+            (self._imodel, element_id, *sorted(class_ids)),
+        ).fetchall()
         if len(rows) != 1:
             return None
         return _member(json.loads(rows[0][0]), path)
@@ -247,12 +252,16 @@ _ELEMENT_WIDTH = 17
 
 
 def _element_from(row: Sequence[Any], offset: int) -> _Element:
-    r = row[offset: offset + _ELEMENT_WIDTH]
+    r = row[offset : offset + _ELEMENT_WIDTH]
     return _Element(
-        id=r[0], class_id=r[1],
+        id=r[0],
+        class_id=r[1],
         columns={"code_value": r[2], "user_label": r[3], "category_id": r[4], "model_id": r[5], "parent_id": r[6]},
         props=json.loads(r[16]) if r[16] else {},
-        bbox=tuple(r[7:13]), length=r[13], area=r[14], volume=r[15],
+        bbox=tuple(r[7:13]),
+        length=r[13],
+        area=r[14],
+        volume=r[15],
     )
 
 
@@ -328,8 +337,25 @@ def _group_property_fn(prop: Mapping[str, Any], resolver: _Resolver, classes: di
     return value
 
 
-def _columns_for(group_props: Sequence[Mapping[str, Any]], resolver: _Resolver, classes: dict[int, _ClassInfo],
-                 table_seed: str) -> tuple[list[_Column], list[tuple[str, ColumnFn]]]:
+def _calculated_fn(kind: str) -> ColumnFn:
+    def value(element: _Element, queried: Mapping[str, Any], row: dict[str, Any]) -> Any:
+        return calculated_value(kind, element)
+
+    return value
+
+
+def _formula_fn(formula: formulas.Formula, random_value: float) -> ColumnFn:
+    compiled = formula.compile(random_value=random_value)
+
+    def value(element: _Element, queried: Mapping[str, Any], row: dict[str, Any]) -> Any:
+        return compiled(row)
+
+    return value
+
+
+def _columns_for(
+    group_props: Sequence[Mapping[str, Any]], resolver: _Resolver, classes: dict[int, _ClassInfo], table_seed: str
+) -> tuple[list[_Column], list[tuple[str, ColumnFn]]]:
     """Output columns and the functions computing them, custom calculations last in dependency order."""
     columns: list[_Column] = []
     fns: list[tuple[str, ColumnFn]] = []
@@ -344,9 +370,8 @@ def _columns_for(group_props: Sequence[Mapping[str, Any]], resolver: _Resolver, 
             fns.append((name, _group_property_fn(prop, resolver, classes)))
             types[name] = data_type
         elif prop["kind"] == "calculated":
-            kind = prop["type"]
             columns.append(_Column(name, "Double"))
-            fns.append((name, lambda el, q, r, kind=kind: calculated_value(kind, el)))
+            fns.append((name, _calculated_fn(prop["type"])))
             types[name] = "Double"
         else:
             custom[name] = prop["formula"]
@@ -357,19 +382,27 @@ def _columns_for(group_props: Sequence[Mapping[str, Any]], resolver: _Resolver, 
         for name in formulas.evaluation_order(custom):
             parsed = formulas.parse(custom[name])
             columns.append(_Column(name, str(inferred.get(name, custom_types[name]))))
-            fns.append((name, lambda el, q, row, f=parsed: formulas.evaluate(f, row, random_value=random_value)))
+            fns.append((name, _formula_fn(parsed, random_value)))
     return columns, fns
 
 
 def _group_rows(
-    conn: sqlite3.Connection, imodel_id: str, group: Mapping[str, Any], props: Sequence[Mapping[str, Any]],
-    classes: dict[int, _ClassInfo], resolver: _Resolver, ecinstance_filter: set[int] | None,
+    conn: sqlite3.Connection,
+    imodel_id: str,
+    group: Mapping[str, Any],
+    props: Sequence[Mapping[str, Any]],
+    classes: dict[int, _ClassInfo],
+    resolver: _Resolver,
+    ecinstance_filter: set[int] | None,
 ) -> tuple[list[_Column], Iterator[dict[str, Any]]]:
     translated = translate(group["query"], imodel_id, conn)
     columns, fns = _columns_for(props, resolver, classes, f"{imodel_id}/{group['groupName']}")
     queried_names = [c.lower() for c in translated.columns]
-    sql = (f"SELECT q.*, {_ELEMENT_SELECT} FROM ({translated.sql}) q "
-           "JOIN im_elements e ON e.imodel_id = ? AND e.id = q.ECInstanceId")
+    sql = (
+        # The inner query is generated by the ECSQL translator with every user literal bound as a parameter.
+        f"SELECT q.*, {_ELEMENT_SELECT} FROM ({translated.sql}) q "  # noqa: S608
+        "JOIN im_elements e ON e.imodel_id = ? AND e.id = q.ECInstanceId"
+    )
     params = (*translated.params, imodel_id)
 
     def rows() -> Iterator[dict[str, Any]]:
@@ -400,9 +433,15 @@ def _group_rows(
 
 
 def extract_mapping(
-    conn: sqlite3.Connection, *, job_id: str, imodel_id: str, mapping_id: str,
-    groups: Sequence[Mapping[str, Any]], properties: Mapping[str, Sequence[Mapping[str, Any]]],
-    ecinstance_ids: Sequence[str] | None = None, cancelled: Callable[[], bool] = lambda: False,
+    conn: sqlite3.Connection,
+    *,
+    job_id: str,
+    imodel_id: str,
+    mapping_id: str,
+    groups: Sequence[Mapping[str, Any]],
+    properties: Mapping[str, Sequence[Mapping[str, Any]]],
+    ecinstance_ids: Sequence[str] | None = None,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> MappingResult:
     """Evaluate every group of a mapping and write its output tables for `job_id` (one transaction per table)."""
     ensure_tables(conn)
@@ -420,25 +459,37 @@ def extract_mapping(
         written = 0
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute("DELETE FROM ex_rows WHERE job_id = ? AND mapping_id = ? AND table_name = ?",
-                         (job_id, mapping_id, table_name))
+            conn.execute(
+                "DELETE FROM ex_rows WHERE job_id = ? AND mapping_id = ? AND table_name = ?",
+                (job_id, mapping_id, table_name),
+            )
             pending: list[tuple[Any, ...]] = []
             member_rows: list[tuple[list[_Column], Iterator[dict[str, Any]]]] = []
             for group in members:
                 try:
-                    columns, rows = _group_rows(conn, imodel_id, group, properties.get(group["id"], ()),
-                                                classes, resolver, id_filter)
+                    columns, rows = _group_rows(
+                        conn, imodel_id, group, properties.get(group["id"], ()), classes, resolver, id_filter
+                    )
                 except QueryTranslationError as exc:
-                    result.issues.append(ExtractionIssue("Error", "QueryTranslation",
-                                                         f"Group '{group['groupName']}': {exc}", "Group", group["id"]))
+                    result.issues.append(
+                        ExtractionIssue(
+                            "Error", "QueryTranslation", f"Group '{group['groupName']}': {exc}", "Group", group["id"]
+                        )
+                    )
                     continue
                 except formulas.FormulaError as exc:
-                    result.issues.append(ExtractionIssue("Error", "GroupQuery",
-                                                         f"Group '{group['groupName']}': {exc}", "Group", group["id"]))
+                    result.issues.append(
+                        ExtractionIssue(
+                            "Error", "GroupQuery", f"Group '{group['groupName']}': {exc}", "Group", group["id"]
+                        )
+                    )
                     continue
                 except sqlite3.Error as exc:
-                    result.issues.append(ExtractionIssue("Error", "QueryExecution",
-                                                         f"Group '{group['groupName']}': {exc}", "Group", group["id"]))
+                    result.issues.append(
+                        ExtractionIssue(
+                            "Error", "QueryExecution", f"Group '{group['groupName']}': {exc}", "Group", group["id"]
+                        )
+                    )
                     continue
                 for column in columns:
                     if all(c.name.lower() != column.name.lower() for c in table_columns):
@@ -450,20 +501,29 @@ def extract_mapping(
                     for row in rows:
                         if cancelled():
                             raise InterruptedError("extraction cancelled")
-                        pending.append((job_id, mapping_id, table_name, written,
-                                        json.dumps([row.get(n) for n in names], separators=(",", ":"))))
+                        pending.append(
+                            (
+                                job_id,
+                                mapping_id,
+                                table_name,
+                                written,
+                                json.dumps([row.get(n) for n in names], separators=(",", ":")),
+                            )
+                        )
                         written += 1
                         if len(pending) >= _BATCH:
                             conn.executemany("INSERT INTO ex_rows VALUES (?, ?, ?, ?, ?)", pending)
                             pending.clear()
                 except sqlite3.Error as exc:
-                    result.issues.append(ExtractionIssue("Error", "QueryExecution",
-                                                         f"Table '{table_name}': {exc}", "Group", ""))
+                    result.issues.append(
+                        ExtractionIssue("Error", "QueryExecution", f"Table '{table_name}': {exc}", "Group", "")
+                    )
             if pending:
                 conn.executemany("INSERT INTO ex_rows VALUES (?, ?, ?, ?, ?)", pending)
             conn.execute(
                 "INSERT OR REPLACE INTO ex_tables VALUES (?, ?, ?, ?, ?)",
-                (job_id, mapping_id, table_name, json.dumps([[c.name, c.data_type] for c in table_columns]), written))
+                (job_id, mapping_id, table_name, json.dumps([[c.name, c.data_type] for c in table_columns]), written),
+            )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -471,3 +531,48 @@ def extract_mapping(
         tables[table_name] = table_columns
         result.tables[table_name] = written
     return result
+
+
+def merge_previous_rows(
+    conn: sqlite3.Connection,
+    *,
+    job_id: str,
+    previous_job_id: str,
+    mapping_id: str,
+    replaced: Sequence[str],
+    tables: dict[str, int],
+) -> None:
+    """Carry the previous output's rows of instances not in `replaced` into this job's tables (caller's tx)."""
+    skip = {i.lower() for i in replaced}
+    for table_name in list(tables):
+        new = conn.execute(
+            "SELECT columns FROM ex_tables WHERE job_id = ? AND mapping_id = ? AND table_name = ?",
+            (job_id, mapping_id, table_name),
+        ).fetchone()
+        old = conn.execute(
+            "SELECT columns FROM ex_tables WHERE job_id = ? AND mapping_id = ? AND table_name = ?",
+            (previous_job_id, mapping_id, table_name),
+        ).fetchone()
+        if new is None or old is None:
+            continue
+        new_names = [c[0] for c in json.loads(new[0])]
+        old_names = [c[0] for c in json.loads(old[0])]
+        position = {name: i for i, name in enumerate(old_names)}
+        row_no = tables[table_name]
+        carried = []
+        for (data,) in conn.execute(
+            "SELECT data FROM ex_rows WHERE job_id = ? AND mapping_id = ? AND table_name = ? ORDER BY row_no",
+            (previous_job_id, mapping_id, table_name),
+        ).fetchall():
+            values = json.loads(data)
+            if str(values[0]).lower() in skip:
+                continue
+            remapped = [values[position[n]] if n in position else None for n in new_names]
+            carried.append((job_id, mapping_id, table_name, row_no, json.dumps(remapped, separators=(",", ":"))))
+            row_no += 1
+        conn.executemany("INSERT INTO ex_rows VALUES (?, ?, ?, ?, ?)", carried)
+        conn.execute(
+            "UPDATE ex_tables SET row_count = ? WHERE job_id = ? AND mapping_id = ? AND table_name = ?",
+            (row_no, job_id, mapping_id, table_name),
+        )
+        tables[table_name] = row_no

@@ -75,7 +75,9 @@ def decode_token(token: str, invalid_code: str) -> int:
         seq = int(value["s"])
     except (ValueError, KeyError, TypeError, binascii.Error):
         raise SandboxError(
-            422, invalid_code, "The continuation token is not valid; use the _links.next.href you were given.",
+            422,
+            invalid_code,
+            "The continuation token is not valid; use the _links.next.href you were given.",
             "$continuationToken",
         ) from None
     return seq

@@ -21,8 +21,13 @@ from .http import Call, json_response, not_found
 __all__ = ["EDM_TYPES", "ODATA_HANDLERS", "EntitySet", "entity_sets"]
 
 REGION = "EUS"
-EDM_TYPES = {"String": "Edm.String", "Double": "Edm.Double", "Number": "Edm.Double", "Integer": "Edm.Int64",
-             "Boolean": "Edm.Boolean"}
+EDM_TYPES = {
+    "String": "Edm.String",
+    "Double": "Edm.Double",
+    "Number": "Edm.Double",
+    "Integer": "Edm.Int64",
+    "Boolean": "Edm.Boolean",
+}
 RP = "/insights/reporting"
 
 
@@ -48,7 +53,8 @@ def _latest(call: Call, mapping_id: str) -> str | None:
 def _tables(call: Call, job_id: str, mapping_id: str) -> list[tuple[str, list[tuple[str, str]]]]:
     rows = call.store.conn.execute(
         "SELECT table_name, columns FROM ex_tables WHERE job_id = ? AND mapping_id = ? ORDER BY rowid",
-        (job_id, mapping_id)).fetchall()
+        (job_id, mapping_id),
+    ).fetchall()
     return [(r[0], [(c[0], c[1]) for c in json.loads(r[1])]) for r in rows]
 
 
@@ -137,17 +143,21 @@ def metadata_xml(sets: Sequence[EntitySet]) -> str:
         parts.append("</Key>")
         for name, kind in s.columns:
             nullable = ' Nullable="false"' if name in s.key else ""
-            parts.append(f"<Property Name={quoteattr(name)} Type={quoteattr(EDM_TYPES.get(kind, 'Edm.String'))}"
-                         f"{nullable}/>")
+            parts.append(
+                f"<Property Name={quoteattr(name)} Type={quoteattr(EDM_TYPES.get(kind, 'Edm.String'))}{nullable}/>"
+            )
         parts.append("</EntityType>")
     parts.append("</Schema>")
-    parts.append('<Schema Namespace="Default" xmlns="http://docs.oasis-open.org/odata/ns/edm">'
-                 '<EntityContainer Name="Container">')
+    parts.append(
+        '<Schema Namespace="Default" xmlns="http://docs.oasis-open.org/odata/ns/edm"><EntityContainer Name="Container">'
+    )
     for s in sets:
-        parts.append(f"<EntitySet Name={quoteattr(s.name)} "
-                     f"EntityType={quoteattr('Insights_and_Reporting_Extractor.' + s.name)}>"
-                     f"<Annotation Term=\"Bentley.iTwin.Reporting.DisplayName\" String={quoteattr(s.display_name)}/>"
-                     "</EntitySet>")
+        parts.append(
+            f"<EntitySet Name={quoteattr(s.name)} "
+            f"EntityType={quoteattr('Insights_and_Reporting_Extractor.' + s.name)}>"
+            f'<Annotation Term="Bentley.iTwin.Reporting.DisplayName" String={quoteattr(s.display_name)}/>'
+            "</EntitySet>"
+        )
     parts.append("</EntityContainer></Schema></edmx:DataServices></edmx:Edmx>")
     return "".join(parts)
 
@@ -160,11 +170,13 @@ def odata_metadata(call: Call) -> Response:
 def _source_rows(call: Call, entity: EntitySet) -> Iterator[dict[str, Any]]:
     row = call.store.conn.execute(
         "SELECT columns FROM ex_tables WHERE job_id = ? AND mapping_id = ? AND table_name = ?",
-        (entity.manifest_id, entity.mapping_id, entity.source_table)).fetchone()
+        (entity.manifest_id, entity.mapping_id, entity.source_table),
+    ).fetchone()
     names = [c[0] for c in json.loads(row[0])] if row else []
     cursor = call.store.conn.execute(
         "SELECT data FROM ex_rows WHERE job_id = ? AND mapping_id = ? AND table_name = ? ORDER BY row_no",
-        (entity.manifest_id, entity.mapping_id, entity.source_table))
+        (entity.manifest_id, entity.mapping_id, entity.source_table),
+    )
     for (data,) in cursor:
         yield dict(zip(names, json.loads(data), strict=False))
 
@@ -180,8 +192,9 @@ def aggregate(rows: Iterator[dict[str, Any]], props: Sequence[dict[str, Any]]) -
         if out is None:
             out = {}
             for p, src in lowered:
-                out[p["propertyName"]] = values.get(src) if p["type"] == "GroupBy" else (0 if p["type"] == "Count"
-                                                                                          else None)
+                out[p["propertyName"]] = (
+                    values.get(src) if p["type"] == "GroupBy" else (0 if p["type"] == "Count" else None)
+                )
             groups[key] = out
         for p, src in lowered:
             value = values.get(src)
@@ -195,9 +208,14 @@ def aggregate(rows: Iterator[dict[str, Any]], props: Sequence[dict[str, Any]]) -
 def odata_entity(call: Call) -> Response:
     report_id = _report_or_schema_not_found(call)
     name = call.path["entityType"]
-    entity = next((s for s in entity_sets(call, report_id)
-                   if s.name == name and s.manifest_id == call.path["manifestId"] and call.path["region"] == REGION),
-                  None)
+    entity = next(
+        (
+            s
+            for s in entity_sets(call, report_id)
+            if s.name == name and s.manifest_id == call.path["manifestId"] and call.path["region"] == REGION
+        ),
+        None,
+    )
     if entity is None:
         raise not_found("EntityNotFound", "Entity", "entityType")
     sequence = int(call.query.get("sequence", 0))
@@ -205,13 +223,14 @@ def odata_entity(call: Call) -> Response:
     names = [c[0] for c in entity.columns]
     if entity.aggregation is not None:
         all_rows = aggregate(_source_rows(call, entity), entity.aggregation)
-        page = all_rows[sequence * size: (sequence + 1) * size]
+        page = all_rows[sequence * size : (sequence + 1) * size]
         more = len(all_rows) > (sequence + 1) * size
     else:
         raw = call.store.conn.execute(
             "SELECT data FROM ex_rows WHERE job_id = ? AND mapping_id = ? AND table_name = ? AND row_no >= ? "
             "ORDER BY row_no LIMIT ?",
-            (entity.manifest_id, entity.mapping_id, entity.source_table, sequence * size, size + 1)).fetchall()
+            (entity.manifest_id, entity.mapping_id, entity.source_table, sequence * size, size + 1),
+        ).fetchall()
         page = [dict(zip(names, json.loads(r[0]), strict=False)) for r in raw[:size]]
         more = len(raw) > size
     base = f"{call.base_url}{RP}/odata/{report_id}"

@@ -38,14 +38,33 @@ class PropertyKind:
 
 
 PROPERTY_KINDS = {
-    "group": PropertyKind("property", "properties", "propertyId", "Group Property", "GroupPropertyNotFound",
-                          "GroupPropertyExists", "GroupProperty with this 'displayName' already exists."),
-    "calculated": PropertyKind("property", "properties", "propertyId", "Calculated Property",
-                               "CalculatedPropertyNotFound", "CalculatedPropertyExists",
-                               "CalculatedProperty with this 'propertyName' already exists."),
-    "custom": PropertyKind("customCalculation", "customCalculations", "customCalculationId", "Custom Calculation",
-                           "CustomCalculationNotFound", "CustomCalculationExists",
-                           "CustomCalculation with this 'propertyName' already exists."),
+    "group": PropertyKind(
+        "property",
+        "properties",
+        "propertyId",
+        "Group Property",
+        "GroupPropertyNotFound",
+        "GroupPropertyExists",
+        "GroupProperty with this 'displayName' already exists.",
+    ),
+    "calculated": PropertyKind(
+        "property",
+        "properties",
+        "propertyId",
+        "Calculated Property",
+        "CalculatedPropertyNotFound",
+        "CalculatedPropertyExists",
+        "CalculatedProperty with this 'propertyName' already exists.",
+    ),
+    "custom": PropertyKind(
+        "customCalculation",
+        "customCalculations",
+        "customCalculationId",
+        "Custom Calculation",
+        "CustomCalculationNotFound",
+        "CustomCalculationExists",
+        "CustomCalculation with this 'propertyName' already exists.",
+    ),
 }
 CALCULATED_QUANTITY = {"Length": "Distance", "Area": "Area", "Volume": "Volume"}  # BoundingBox* -> Distance [I]
 
@@ -152,8 +171,11 @@ def _property_out(call: Call, record: Record) -> dict[str, Any]:
         "mapping": {"href": mapping_url},
         "group": {"href": f"{mapping_url}/groups/{group_id}"},
     }
-    fields = ("id", "propertyName", "type", "quantityType") if kind == "calculated" else (
-        "id", "propertyName", "formula", "dataType", "quantityType")
+    fields = (
+        ("id", "propertyName", "type", "quantityType")
+        if kind == "calculated"
+        else ("id", "propertyName", "formula", "dataType", "quantityType")
+    )
     return {**{k: data.get(k) for k in fields}, "_links": links}
 
 
@@ -204,28 +226,36 @@ def _report_aggregation_out(call: Call, record: Record) -> dict[str, Any]:
 
 
 def _table_set_out(call: Call, record: Record) -> dict[str, Any]:
-    return {**{k: v for k, v in record.data.items() if k != "datasourceId"},
-            "_links": {"datasource": _datasource_link(call, record.parent)}}
+    return {
+        **{k: v for k, v in record.data.items() if k != "datasourceId"},
+        "_links": {"datasource": _datasource_link(call, record.parent)},
+    }
 
 
 def _agg_table_out(call: Call, record: Record) -> dict[str, Any]:
     table_set = call.store.get("table_set", record.parent)
     datasource = table_set.parent if table_set else ""
-    return {**record.data, "_links": {
-        "datasource": _datasource_link(call, datasource),
-        "aggregationTableSet": call.href(f"{RP}/datasources/aggregations/{record.parent}"),
-    }}
+    return {
+        **record.data,
+        "_links": {
+            "datasource": _datasource_link(call, datasource),
+            "aggregationTableSet": call.href(f"{RP}/datasources/aggregations/{record.parent}"),
+        },
+    }
 
 
 def _agg_property_out(call: Call, record: Record) -> dict[str, Any]:
     table = call.store.get("agg_table", record.parent)
     set_id = table.parent if table else ""
     table_set = call.store.get("table_set", set_id)
-    return {**record.data, "_links": {
-        "datasource": _datasource_link(call, table_set.parent if table_set else ""),
-        "aggregationTableSet": call.href(f"{RP}/datasources/aggregations/{set_id}"),
-        "aggregationTable": call.href(f"{RP}/datasources/aggregations/{set_id}/tables/{record.parent}"),
-    }}
+    return {
+        **record.data,
+        "_links": {
+            "datasource": _datasource_link(call, table_set.parent if table_set else ""),
+            "aggregationTableSet": call.href(f"{RP}/datasources/aggregations/{set_id}"),
+            "aggregationTable": call.href(f"{RP}/datasources/aggregations/{set_id}/tables/{record.parent}"),
+        },
+    }
 
 
 def _one(key: str, value: dict[str, Any]) -> Response:
@@ -296,19 +326,37 @@ def copy_mapping(call: Call) -> Response:
             if len(source.data["mappingName"]) >= 124:
                 raise call.invalid(
                     "mappingName is required: the source mapping's name has 124 or more characters, so "
-                    "'<name>_Copy' would exceed 128.", "mappingName")
+                    "'<name>_Copy' would exceed 128.",
+                    "mappingName",
+                )
             name = f"{source.data['mappingName']}_Copy"
         now = now_iso()
-        copy = call.store.insert("mapping", target_imodel, {
-            **source.data, "id": str(uuid.uuid4()), "mappingName": name,
-            "createdOn": now, "createdBy": call.user_email, "modifiedOn": now, "modifiedBy": call.user_email,
-        })
+        copy = call.store.insert(
+            "mapping",
+            target_imodel,
+            {
+                **source.data,
+                "id": str(uuid.uuid4()),
+                "mappingName": name,
+                "createdOn": now,
+                "createdBy": call.user_email,
+                "modifiedOn": now,
+                "modifiedBy": call.user_email,
+            },
+        )
         for group in call.store.children("group", source.id):
             new_group = call.store.insert("group", copy.id, {**group.data, "id": str(uuid.uuid4())})
             for prop in call.store.children("property", group.id):
-                call.store.insert("property", new_group.id, {
-                    **prop.data, "id": str(uuid.uuid4()), "imodelId": target_imodel, "mappingId": copy.id,
-                })
+                call.store.insert(
+                    "property",
+                    new_group.id,
+                    {
+                        **prop.data,
+                        "id": str(uuid.uuid4()),
+                        "imodelId": target_imodel,
+                        "mappingId": copy.id,
+                    },
+                )
     return _one("mapping", _mapping_out(call, copy))
 
 
@@ -327,8 +375,12 @@ def get_group(call: Call) -> Response:
 def create_group(call: Call) -> Response:
     with call.store.transaction():
         mapping = _mapping(call)
-        data = {"id": str(uuid.uuid4()), "groupName": call.body["groupName"],
-                "description": call.body.get("description", ""), "query": call.body["query"]}
+        data = {
+            "id": str(uuid.uuid4()),
+            "groupName": call.body["groupName"],
+            "description": call.body.get("description", ""),
+            "query": call.body["query"],
+        }
         record = call.store.insert("group", mapping.id, data)
         _touch(call, mapping)
     return _one("group", _group_out(call, record))
@@ -393,16 +445,27 @@ def _create_property(call: Call, kind: str) -> Response:
     with call.store.transaction():
         group = _group(call)
         _check_name_free(call, group, kind, body["propertyName"])
-        data: dict[str, Any] = {"id": str(uuid.uuid4()), "kind": kind, "propertyName": body["propertyName"],
-                                "imodelId": call.path["imodelId"], "mappingId": call.path["mappingId"]}
+        data: dict[str, Any] = {
+            "id": str(uuid.uuid4()),
+            "kind": kind,
+            "propertyName": body["propertyName"],
+            "imodelId": call.path["imodelId"],
+            "mappingId": call.path["mappingId"],
+        }
         if kind == "group":
-            data.update(dataType=body["dataType"], quantityType=body.get("quantityType", "Undefined"),
-                        ecProperties=body["ecProperties"])
+            data.update(
+                dataType=body["dataType"],
+                quantityType=body.get("quantityType", "Undefined"),
+                ecProperties=body["ecProperties"],
+            )
         elif kind == "calculated":
             data.update(type=body["type"], quantityType=CALCULATED_QUANTITY.get(body["type"], "Distance"))
         else:
-            data.update(formula=body["formula"], quantityType=body.get("quantityType", "Undefined"),
-                        dataType=_check_formulas(call, group, body["propertyName"], body["formula"], None))
+            data.update(
+                formula=body["formula"],
+                quantityType=body.get("quantityType", "Undefined"),
+                dataType=_check_formulas(call, group, body["propertyName"], body["formula"], None),
+            )
         record = call.store.insert("property", group.id, data)
         _touch(call, _mapping(call))
     return _one(PROPERTY_KINDS[kind].single_key, _property_out(call, record))
@@ -429,8 +492,14 @@ def _update_property(call: Call, kind: str) -> Response:
 
 def _list_properties(call: Call, kind: str) -> Response:
     group = _group(call)
-    return page_response(call, "property", group.id, PROPERTY_KINDS[kind].list_key, lambda r: _property_out(call, r),
-                         equals={"kind": kind})
+    return page_response(
+        call,
+        "property",
+        group.id,
+        PROPERTY_KINDS[kind].list_key,
+        lambda r: _property_out(call, r),
+        equals={"kind": kind},
+    )
 
 
 def _get_property(call: Call, kind: str) -> Response:
@@ -485,8 +554,12 @@ def _job(call: Call, code: str, label: str, *, imodel_id: str | None = None) -> 
 
 def _status_out(call: Call, job: Record) -> dict[str, Any]:
     data = job.data
-    return {"state": data["state"], "reason": data["reason"], "containsIssues": data["containsIssues"],
-            "_links": {"logs": call.href(f"{RP}/datasources/extraction/status/{job.id}/logs")}}
+    return {
+        "state": data["state"],
+        "reason": data["reason"],
+        "containsIssues": data["containsIssues"],
+        "_links": {"logs": call.href(f"{RP}/datasources/extraction/status/{job.id}/logs")},
+    }
 
 
 def get_extraction_status(call: Call) -> Response:
@@ -508,9 +581,14 @@ def list_extraction_history(call: Call) -> Response:
     _imodel(call, imodel_id)
 
     def shape(record: Record) -> dict[str, Any]:
-        return {"jobId": record.id, "startedOn": record.data["startedOn"], "_links": {
-            "status": _status_href(call, record.id),
-            "logs": call.href(f"{RP}/datasources/extraction/status/{record.id}/logs")}}
+        return {
+            "jobId": record.id,
+            "startedOn": record.data["startedOn"],
+            "_links": {
+                "status": _status_href(call, record.id),
+                "logs": call.href(f"{RP}/datasources/extraction/status/{record.id}/logs"),
+            },
+        }
 
     return page_response(call, "job", imodel_id, "extractions", shape)
 
@@ -519,8 +597,14 @@ def list_extraction_history(call: Call) -> Response:
 
 
 def list_reports(call: Call) -> Response:
-    return page_response(call, "report", call.query["projectId"], "reports", lambda r: _report_out(call, r),
-                         equals={"deleted": bool(call.query.get("deleted", False))})
+    return page_response(
+        call,
+        "report",
+        call.query["projectId"],
+        "reports",
+        lambda r: _report_out(call, r),
+        equals={"deleted": bool(call.query.get("deleted", False))},
+    )
 
 
 def get_report(call: Call) -> Response:
@@ -531,8 +615,14 @@ def create_report(call: Call) -> Response:
     if not call.body["displayName"].strip():
         raise call.invalid("displayName must not be empty.", "displayName")
     now = now_iso()
-    data = {"id": str(uuid.uuid4()), "displayName": call.body["displayName"],
-            "description": call.body.get("description", ""), "deleted": False, "createdOn": now, "modifiedOn": now}
+    data = {
+        "id": str(uuid.uuid4()),
+        "displayName": call.body["displayName"],
+        "description": call.body.get("description", ""),
+        "deleted": False,
+        "createdOn": now,
+        "modifiedOn": now,
+    }
     with call.store.transaction():
         record = call.store.insert("report", call.body["projectId"], data)
     return _one("report", _report_out(call, record))
@@ -567,8 +657,7 @@ def create_report_mapping(call: Call) -> Response:
         if call.store.get("mapping", mapping_id, parent=imodel_id) is None:
             raise not_found("MappingNotFound", "Mapping", "mappingId")
         if call.store.get("report_mapping", mapping_id, parent=report.id) is not None:
-            raise SandboxError(409, "ReportMappingExists", "This mapping is already linked to the report.",
-                               "mappingId")
+            raise SandboxError(409, "ReportMappingExists", "This mapping is already linked to the report.", "mappingId")
         record = call.store.insert("report_mapping", report.id, {"imodelId": imodel_id}, record_id=mapping_id)
     return _one("mapping", _report_mapping_out(call, record))
 
@@ -585,8 +674,9 @@ def delete_report_mapping(call: Call) -> Response:
 
 def list_report_aggregations(call: Call) -> Response:
     report = _report(call, allow_deleted=False)
-    return page_response(call, "report_aggregation", report.id, "aggregations",
-                         lambda r: _report_aggregation_out(call, r))
+    return page_response(
+        call, "report_aggregation", report.id, "aggregations", lambda r: _report_aggregation_out(call, r)
+    )
 
 
 def _report_aggregation(call: Call) -> Record:
@@ -607,10 +697,18 @@ def create_report_aggregation(call: Call) -> Response:
         report = _report(call, allow_deleted=False)
         table_set = _table_set(call, set_id)
         if call.store.get("report_aggregation", set_id, parent=report.id) is not None:
-            raise SandboxError(409, "ReportAggregationExists",
-                               "This aggregation table set is already linked to the report.", "aggregationTableSetId")
-        record = call.store.insert("report_aggregation", report.id, {
-            "datasourceId": table_set.parent, "datasourceType": table_set.data["datasourceType"]}, record_id=set_id)
+            raise SandboxError(
+                409,
+                "ReportAggregationExists",
+                "This aggregation table set is already linked to the report.",
+                "aggregationTableSetId",
+            )
+        record = call.store.insert(
+            "report_aggregation",
+            report.id,
+            {"datasourceId": table_set.parent, "datasourceType": table_set.data["datasourceType"]},
+            record_id=set_id,
+        )
     return _one("aggregation", _report_aggregation_out(call, record))
 
 
@@ -624,8 +722,14 @@ def delete_report_aggregation(call: Call) -> Response:
 
 
 def list_table_sets(call: Call) -> Response:
-    return page_response(call, "table_set", call.query["datasourceId"], "aggregationTableSets",
-                         lambda r: _table_set_out(call, r), equals={"datasourceType": call.query["datasourceType"]})
+    return page_response(
+        call,
+        "table_set",
+        call.query["datasourceId"],
+        "aggregationTableSets",
+        lambda r: _table_set_out(call, r),
+        equals={"datasourceType": call.query["datasourceType"]},
+    )
 
 
 def create_table_set(call: Call) -> Response:
@@ -633,18 +737,29 @@ def create_table_set(call: Call) -> Response:
     with call.store.transaction():
         _find_mapping(call, body["datasourceId"], "datasourceId")
         now = now_iso()
-        record = call.store.insert("table_set", body["datasourceId"], {
-            "id": str(uuid.uuid4()), "tableSetName": body["tableSetName"], "description": body.get("description", ""),
-            "datasourceType": body["datasourceType"], "createdOn": now, "createdBy": call.user_email,
-            "modifiedOn": now, "modifiedBy": call.user_email})
+        record = call.store.insert(
+            "table_set",
+            body["datasourceId"],
+            {
+                "id": str(uuid.uuid4()),
+                "tableSetName": body["tableSetName"],
+                "description": body.get("description", ""),
+                "datasourceType": body["datasourceType"],
+                "createdOn": now,
+                "createdBy": call.user_email,
+                "modifiedOn": now,
+                "modifiedBy": call.user_email,
+            },
+        )
     return _one("aggregationTableSet", _table_set_out(call, record))
 
 
 def update_table_set(call: Call) -> Response:
     with call.store.transaction():
         record = _table_set(call)
-        record = call.store.update(record, {**record.data, **call.body, "modifiedOn": now_iso(),
-                                            "modifiedBy": call.user_email})
+        record = call.store.update(
+            record, {**record.data, **call.body, "modifiedOn": now_iso(), "modifiedBy": call.user_email}
+        )
     return _one("aggregationTableSet", _table_set_out(call, record))
 
 
@@ -662,17 +777,25 @@ def delete_table_set(call: Call) -> Response:
 def _check_table_name(call: Call, set_id: str, name: str, exclude: str | None = None) -> None:
     for other in call.store.children("agg_table", set_id):
         if other.id != exclude and other.data["tableName"].lower() == name.lower():
-            raise SandboxError(409, "AggregationTableExists",
-                               "AggregationTable with this 'tableName' already exists.", "tableName")
+            raise SandboxError(
+                409, "AggregationTableExists", "AggregationTable with this 'tableName' already exists.", "tableName"
+            )
 
 
 def create_agg_table(call: Call) -> Response:
     with call.store.transaction():
         table_set = _table_set(call)
         _check_table_name(call, table_set.id, call.body["tableName"])
-        record = call.store.insert("agg_table", table_set.id, {
-            "id": str(uuid.uuid4()), "tableName": call.body["tableName"],
-            "description": call.body.get("description", ""), "sourceTableName": call.body["sourceTableName"]})
+        record = call.store.insert(
+            "agg_table",
+            table_set.id,
+            {
+                "id": str(uuid.uuid4()),
+                "tableName": call.body["tableName"],
+                "description": call.body.get("description", ""),
+                "sourceTableName": call.body["sourceTableName"],
+            },
+        )
     return _one("aggregationTable", _agg_table_out(call, record))
 
 
@@ -698,11 +821,22 @@ def create_agg_property(call: Call) -> Response:
         table = _agg_table(call)
         for other in call.store.children("agg_property", table.id):
             if other.data["propertyName"].lower() == call.body["propertyName"].lower():
-                raise SandboxError(409, "AggregationPropertyExists",
-                                   "AggregationProperty with this 'propertyName' already exists.", "propertyName")
-        record = call.store.insert("agg_property", table.id, {
-            "id": str(uuid.uuid4()), "propertyName": call.body["propertyName"],
-            "sourcePropertyName": call.body["sourcePropertyName"], "type": call.body["type"]})
+                raise SandboxError(
+                    409,
+                    "AggregationPropertyExists",
+                    "AggregationProperty with this 'propertyName' already exists.",
+                    "propertyName",
+                )
+        record = call.store.insert(
+            "agg_property",
+            table.id,
+            {
+                "id": str(uuid.uuid4()),
+                "propertyName": call.body["propertyName"],
+                "sourcePropertyName": call.body["sourcePropertyName"],
+                "type": call.body["type"],
+            },
+        )
     return _one("aggregationProperty", _agg_property_out(call, record))
 
 
@@ -757,13 +891,15 @@ REPORTING_HANDLERS: dict[str, Callable[[Call], Response]] = {
     "update-aggregationtableset": update_table_set,
     "delete-aggregationtableset": delete_table_set,
     "get-aggregationtables": lambda c: page_response(
-        c, "agg_table", _table_set(c).id, "aggregationTables", lambda r: _agg_table_out(c, r)),
+        c, "agg_table", _table_set(c).id, "aggregationTables", lambda r: _agg_table_out(c, r)
+    ),
     "get-aggregationtable": lambda c: _one("aggregationTable", _agg_table_out(c, _agg_table(c))),
     "create-aggregationtable": create_agg_table,
     "update-aggregationtable": update_agg_table,
     "delete-aggregationtable": delete_agg_table,
     "get-aggregationproperties": lambda c: page_response(
-        c, "agg_property", _agg_table(c).id, "aggregationProperties", lambda r: _agg_property_out(c, r)),
+        c, "agg_property", _agg_table(c).id, "aggregationProperties", lambda r: _agg_property_out(c, r)
+    ),
     "get-aggregationproperty": lambda c: _one("aggregationProperty", _agg_property_out(c, _agg_property(c))),
     "create-aggregationproperty": create_agg_property,
     "update-aggregationproperty": update_agg_property,

@@ -8,7 +8,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from .imodel import SANDBOX_IMODELS, SANDBOX_ITWINS, SandboxChangeset, changesets_for, ensure_sample_imodels, generate_imodel
+from .imodel import (
+    SANDBOX_IMODELS,
+    SANDBOX_ITWINS,
+    SandboxChangeset,
+    changesets_for,
+    ensure_sample_imodels,
+    generate_imodel,
+)
 from .store import Store, now_iso
 
 __all__ = ["add_generated", "ensure_seeded"]
@@ -36,16 +43,38 @@ def add_generated(store: Store, *, elements: int, name: str | None, seed: int) -
     now = now_iso()
     changeset_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{imodel_id}/changeset/1").hex + "00000000"
     changeset = {
-        "id": changeset_id, "displayName": "1", "description": "Generated content", "index": 1, "parentId": "",
-        "creatorId": None, "pushDateTime": now, "state": "fileUploaded", "containingChanges": 0, "fileSize": 0,
-        "briefcaseId": 2, "groupId": None, "application": None, "synchronizationInfo": None,
+        "id": changeset_id,
+        "displayName": "1",
+        "description": "Generated content",
+        "index": 1,
+        "parentId": "",
+        "creatorId": None,
+        "pushDateTime": now,
+        "state": "fileUploaded",
+        "containingChanges": 0,
+        "fileSize": 0,
+        "briefcaseId": 2,
+        "groupId": None,
+        "application": None,
+        "synchronizationInfo": None,
     }
     with store.transaction() as conn:
         count = generate_imodel(conn, imodel_id, elements=elements, seed=seed, title=display)
-        store.register_imodel({
-            "id": imodel_id, "displayName": display, "name": display, "description": f"{elements} generated elements",
-            "state": "initialized", "createdDateTime": now, "lastChangesetPushDateTime": now, "iTwinId": itwin_id,
-            "isSecured": False, "extent": None, "containersEnabled": 0, "dataCenterLocation": "East US",
-            "changesets": [changeset],
-        })
+        store.register_imodel(
+            {
+                "id": imodel_id,
+                "displayName": display,
+                "name": display,
+                "description": f"{elements} generated elements",
+                "state": "initialized",
+                "createdDateTime": now,
+                "lastChangesetPushDateTime": now,
+                "iTwinId": itwin_id,
+                "isSecured": False,
+                "extent": None,
+                "containersEnabled": 0,
+                "dataCenterLocation": "East US",
+                "changesets": [changeset],
+            }
+        )
     return imodel_id, count

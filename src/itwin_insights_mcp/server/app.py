@@ -31,7 +31,8 @@ SELECT * FROM BisCore.PhysicalElement) -> create_group_property / create_calcula
 create_custom_calculation -> run_extraction(imodelId) -> get_extraction_status(jobId) every few seconds until
 Succeeded (read list_extraction_logs when it fails) -> create_report(projectId = the iTwin id) ->
 create_report_mapping -> get_odata_service -> get_odata_metadata -> get_odata_entity_page.
-Lists page with top and continuationToken (pass back nextContinuationToken). Ids are GUIDs except ECInstanceIds (0x hex).
+Lists page with top and continuationToken (pass back nextContinuationToken).
+Ids are GUIDs except ECInstanceIds (0x hex).
 Errors say what to fix; writes are marked non-read-only."""
 
 

@@ -85,8 +85,9 @@ def error_result(op: Operation, exc: Exception, catalog: Catalog, arguments: dic
         return _error(text, payload)
     if isinstance(exc, TransportError):
         step = "Check the network and ITWIN_API_BASE_URL, then try again."
-        return _error(f"{exc.message}\nNext step: {step}", {"code": "TransportError", "message": exc.message,
-                                                          "nextStep": step})
+        return _error(
+            f"{exc.message}\nNext step: {step}", {"code": "TransportError", "message": exc.message, "nextStep": step}
+        )
     if isinstance(exc, AuthError | ConfigError):
         step = "Fix the server's credentials/configuration (see `itwin-insights-mcp --help`) and restart it."
         return _error(f"{exc}\nNext step: {step}", {"code": type(exc).__name__, "message": str(exc), "nextStep": step})

@@ -16,7 +16,14 @@ import mcp.types as types
 from ..api.catalog import Catalog, Operation
 from ..api.validation import problems
 
-__all__ = ["PreparedRequest", "ToolSurface", "annotations_for", "build_request", "tool_definition", "validate_arguments"]
+__all__ = [
+    "PreparedRequest",
+    "ToolSurface",
+    "annotations_for",
+    "build_request",
+    "tool_definition",
+    "validate_arguments",
+]
 
 
 def annotations_for(op: Operation) -> types.ToolAnnotations:
@@ -93,9 +100,7 @@ class ToolSurface:
         self.catalog = catalog
         self.read_only = read_only
         selected = [
-            op
-            for op in catalog
-            if (include_deprecated or not op.deprecated) and not (read_only and not op.read_only)
+            op for op in catalog if (include_deprecated or not op.deprecated) and not (read_only and not op.read_only)
         ]
         self._ops = {op.tool: op for op in selected}
         self.tools = [tool_definition(op) for op in selected]

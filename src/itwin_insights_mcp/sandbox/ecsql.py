@@ -171,6 +171,7 @@ _CLAUSE_NAMES: Final = {
     "pivots": "PIVOT",
 }
 _MAX_INT64: Final = (1 << 63) - 1
+_EXAMPLE: Final = " (a group query looks like: SELECT * FROM bis.Element WHERE ...)"
 
 
 class _ECSQLite(SQLite):
@@ -1016,6 +1017,6 @@ def _syntax_error(error: SqlglotError) -> str:
         if description.startswith("Required keyword"):
             description = "incomplete clause or expression"
         where = f" at line {first.get('line')}, column {first.get('col')}" if first.get("line") else ""
-        return f"ECSQL syntax error{where}: {description} (a group query looks like: SELECT * FROM bis.Element WHERE ...)"
+        return f"ECSQL syntax error{where}: {description}{_EXAMPLE}"
     message = str(error).strip()
     return f"ECSQL syntax error: {message.splitlines()[0] if message else 'invalid query'}"

@@ -523,3 +523,35 @@ def test_unknown_property_lists_valid_ones(conn: sqlite3.Connection) -> None:
 
 def test_query_translation_error_is_a_value_error() -> None:
     assert issubclass(QueryTranslationError, ValueError)
+
+
+def test_only_with_brackets_and_in_joins(run: Run, elements: list[Element]) -> None:
+    walls = {e.id for e in elements if e.class_id == WALL}
+    assert ids(run("SELECT ECInstanceId FROM ONLY [Building].[Wall]")) == walls
+    assert ids(run("SELECT ECInstanceId FROM bis.Element WHERE ECClassId IS ([Building]:[Wall])")) == walls
+    join = "SELECT e.ECInstanceId FROM bldg.Wall e JOIN {} bis.ElementUniqueAspect a ON a.Element.Id = e.ECInstanceId"
+    assert run(join.format("ONLY")) == []
+    assert run(join.format(""))
+
+
+def test_class_name_compared_as_string_gets_a_hint(conn: sqlite3.Connection) -> None:
+    with pytest.raises(QueryTranslationError, match=r"ECClassId IS \(schema.Class\)"):
+        translate("SELECT ECInstanceId FROM bis.Element WHERE ECClassId = 'Building.Wall'", M1, conn)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT * FROM BisCore.Element",
+        "SELECT ECInstanceId FROM bldg.Wall WHERE Material = 'Brick'",
+        "SELECT ECInstanceId, Category.CodeValue FROM bis.GeometricElement3d",
+        "SELECT A.Element.Id ECInstanceId, A.Cost FROM bldg.CostAspect A",
+        "bldg.FireRatingAspect",
+    ],
+)
+def test_plans_use_indexes_not_full_scans(conn: sqlite3.Connection, query: str) -> None:
+    translated = translate(query, M1, conn)
+    plan = [str(row[3]) for row in conn.execute("EXPLAIN QUERY PLAN " + translated.sql, translated.params)]
+    assert plan
+    assert not any(step.startswith("SCAN") for step in plan), plan
+    assert not any("TEMP B-TREE" in step for step in plan), plan

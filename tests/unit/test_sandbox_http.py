@@ -37,17 +37,22 @@ async def test_missing_and_bad_authorization(sandbox_db: str) -> None:
         no_header = await bare.get(f"{RP}/reports", params={"projectId": ITWIN_ID})
         await bare.aclose()
         assert no_header.status_code == 401
-        assert no_header.json() == {"error": {"code": "HeaderNotFound",
-                                              "message": "Header Authorization was not found in the request. "
-                                                         "Access denied."}}
+        assert no_header.json() == {
+            "error": {
+                "code": "HeaderNotFound",
+                "message": "Header Authorization was not found in the request. Access denied.",
+            }
+        }
         assert empty.status_code == 401 and empty.json()["error"]["code"] == "Unauthorized"
         wrong = await http.get(f"{RP}/reports", params={"projectId": ITWIN_ID})
         assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "Unauthorized"
-        basic = await http.get(f"{RP}/reports", params={"projectId": ITWIN_ID},
-                               headers={"Authorization": "Basic dXNlcjpwYXNz"})
+        basic = await http.get(
+            f"{RP}/reports", params={"projectId": ITWIN_ID}, headers={"Authorization": "Basic dXNlcjpwYXNz"}
+        )
         assert basic.status_code == 401
-        right = await http.get(f"{RP}/reports", params={"projectId": ITWIN_ID},
-                               headers={"Authorization": "Bearer pinned"})
+        right = await http.get(
+            f"{RP}/reports", params={"projectId": ITWIN_ID}, headers={"Authorization": "Bearer pinned"}
+        )
         assert right.status_code == 200 and right.json()["reports"] == []
 
 
@@ -55,20 +60,29 @@ async def test_error_bodies_404_409_422(sandbox_db: str) -> None:
     async with sandbox(sandbox_db) as http:
         missing = await http.get(f"{RP}/datasources/imodels/{BUILDING_ID}/mappings/{UNKNOWN}")
         assert missing.status_code == 404
-        assert missing.json() == {"error": {"code": "MappingNotFound", "message": "Requested Mapping is not available.",
-                                            "target": "mappingId"}}
-        mapping = (await http.post(f"{RP}/datasources/imodels/{BUILDING_ID}/mappings",
-                                   json={"mappingName": "M"})).json()["mapping"]
+        assert missing.json() == {
+            "error": {
+                "code": "MappingNotFound",
+                "message": "Requested Mapping is not available.",
+                "target": "mappingId",
+            }
+        }
+        mapping = (
+            await http.post(f"{RP}/datasources/imodels/{BUILDING_ID}/mappings", json={"mappingName": "M"})
+        ).json()["mapping"]
         base = f"{RP}/datasources/imodels/{BUILDING_ID}/mappings/{mapping['id']}"
-        group = (await http.post(f"{base}/groups", json={"groupName": "G", "query": "SELECT * FROM bis.Element"}))
+        group = await http.post(f"{base}/groups", json={"groupName": "G", "query": "SELECT * FROM bis.Element"})
         assert group.status_code == 200
         gid = group.json()["group"]["id"]
         body = {"propertyName": "Len", "type": "Length"}
         assert (await http.post(f"{base}/groups/{gid}/calculatedProperties", json=body)).status_code == 200
         conflict = await http.post(f"{base}/groups/{gid}/calculatedProperties", json=body)
         assert conflict.status_code == 409
-        assert conflict.json()["error"] == {"code": "CalculatedPropertyExists", "target": "propertyName",
-                                            "message": "CalculatedProperty with this 'propertyName' already exists."}
+        assert conflict.json()["error"] == {
+            "code": "CalculatedPropertyExists",
+            "target": "propertyName",
+            "message": "CalculatedProperty with this 'propertyName' already exists.",
+        }
         invalid = await http.post(f"{base}/groups", json={"groupName": "1 bad", "query": "x"})
         assert invalid.status_code == 422
         error = invalid.json()["error"]
@@ -82,14 +96,16 @@ async def test_error_bodies_404_409_422(sandbox_db: str) -> None:
         assert empty_patch.status_code == 422
         bad_top = await http.get(f"{RP}/datasources/imodels/{BUILDING_ID}/mappings", params={"$top": "0"})
         assert bad_top.status_code == 422 and bad_top.json()["error"]["target"] == "$top"
-        bad_token = await http.get(f"{RP}/datasources/imodels/{BUILDING_ID}/mappings",
-                                   params={"$continuationToken": "garbage!"})
+        bad_token = await http.get(
+            f"{RP}/datasources/imodels/{BUILDING_ID}/mappings", params={"$continuationToken": "garbage!"}
+        )
         assert bad_token.status_code == 422 and bad_token.json()["error"]["target"] == "$continuationToken"
         nowhere = await http.get("/insights/reporting/nothing/here")
         assert nowhere.status_code == 404 and nowhere.json()["error"]["code"] == "ResourceNotFound"
         # Unknown JSON fields are ignored, as the service does.
-        extra = await http.post(f"{RP}/datasources/imodels/{BUILDING_ID}/mappings",
-                                json={"mappingName": "Extra", "colour": "red"})
+        extra = await http.post(
+            f"{RP}/datasources/imodels/{BUILDING_ID}/mappings", json={"mappingName": "Extra", "colour": "red"}
+        )
         assert extra.status_code == 200 and "colour" not in extra.json()["mapping"]
 
 
@@ -98,8 +114,18 @@ async def test_paging_2500_reports_with_top_1000_yields_each_once(sandbox_db: st
         store = http._transport.app.state.sandbox.store  # type: ignore[attr-defined]
         with store.transaction():  # 2,500 rows through the store; the walk below is pure HTTP
             for i in range(2500):
-                store.insert("report", ITWIN_ID, {"id": f"r-{i:04}", "displayName": f"R{i}", "description": "",
-                                                  "deleted": False, "createdOn": "x", "modifiedOn": "x"})
+                store.insert(
+                    "report",
+                    ITWIN_ID,
+                    {
+                        "id": f"r-{i:04}",
+                        "displayName": f"R{i}",
+                        "description": "",
+                        "deleted": False,
+                        "createdOn": "x",
+                        "modifiedOn": "x",
+                    },
+                )
         seen: list[str] = []
         url: str | None = f"{RP}/reports?projectId={ITWIN_ID}&$top=1000"
         pages = 0
@@ -136,6 +162,7 @@ async def test_restart_mid_job_leaves_it_failed_with_a_reason(sandbox_db: str) -
 
 async def test_concurrent_writes_do_not_corrupt(sandbox_db: str) -> None:
     async with sandbox(sandbox_db) as http:
+
         async def create(i: int) -> httpx.Response:
             return await http.post(f"{RP}/reports", json={"displayName": f"C{i}", "projectId": ITWIN_ID})
 
@@ -147,8 +174,9 @@ async def test_concurrent_writes_do_not_corrupt(sandbox_db: str) -> None:
 
 async def test_failed_request_changes_nothing(sandbox_db: str) -> None:
     async with sandbox(sandbox_db) as http:
-        mapping = (await http.post(f"{RP}/datasources/imodels/{BUILDING_ID}/mappings",
-                                   json={"mappingName": "M"})).json()["mapping"]
+        mapping = (
+            await http.post(f"{RP}/datasources/imodels/{BUILDING_ID}/mappings", json={"mappingName": "M"})
+        ).json()["mapping"]
         base = f"{RP}/datasources/imodels/{BUILDING_ID}/mappings/{mapping['id']}"
         before = (await http.get(base)).json()
         copy = await http.post(f"{base}/copy", json={"targetIModelId": UNKNOWN})
@@ -166,6 +194,5 @@ async def test_paths_with_and_without_trailing_slash(sandbox_db: str) -> None:
         assert (await http.get(f"{RP}/datasources/imodels/{BUILDING_ID}/mappings/")).status_code == 200
         itwins = await http.get("/itwins", params={"subClass": "Project"})
         assert itwins.status_code == 200 and itwins.json()["iTwins"][0]["id"] == ITWIN_ID
-        imodels = await http.get("/imodels/", params={"iTwinId": ITWIN_ID},
-                                 headers={"Prefer": "return=representation"})
+        imodels = await http.get("/imodels/", params={"iTwinId": ITWIN_ID}, headers={"Prefer": "return=representation"})
         assert imodels.json()["iModels"][0]["iTwinId"] == ITWIN_ID

@@ -83,8 +83,11 @@ def test_every_operation_has_one_sandbox_handler_and_route() -> None:
     try:
         routes = [r for r in app.routes if isinstance(r, Route)]
         for op in CATALOG:
-            matching = {r.name.split(":")[0] for r in routes if r.methods and op.method in r.methods
-                        and r.path.rstrip("/") == op.full_path.rstrip("/")}
+            matching = {
+                r.name.split(":")[0]
+                for r in routes
+                if r.methods and op.method in r.methods and r.path.rstrip("/") == op.full_path.rstrip("/")
+            }
             assert matching == {op.tool}, op.tool
     finally:
         app.state.sandbox.close()

@@ -43,6 +43,10 @@ Supported subset:
   elements of the class and its subclasses; a bare aspect class selects the elements that
   have such an aspect.
 
+As in ECSQL, a polymorphic class only exposes the properties it declares or inherits (query
+``bldg.BuildingElement`` for ``Material``, ``bis.GeometricElement3d`` for ``Category``), and an
+aspect's ``Element`` is declared on ``bis.ElementUniqueAspect`` / ``bis.ElementMultiAspect``.
+
 Rejected with ``QueryTranslationError`` (a message that says what to change): anything that is
 not one SELECT (UNION, WITH, several statements), GROUP BY, HAVING, WINDOW / OVER, subqueries,
 aggregate and other functions, comma/CROSS/RIGHT/FULL joins and ``JOIN ... USING``, unknown
@@ -598,7 +602,7 @@ class _Translator:
 
     def unknown_property(self, source: _Source, name: str, where: str) -> QueryTranslationError:
         valid = sorted(n for n, _ in self.meta.properties(source.cls.class_id).values())
-        message = f"Unknown property '{name}' on {where}; valid properties: ECInstanceId, ECClassId, {', '.join(valid)}"
+        message = f"Unknown property '{name}' on {where}; valid properties: {', '.join([_ID, _CLASS, *valid])}"
         declaring = self.meta.declaring(name.lower())
         if declaring:
             message += f". '{name}' is declared by {', '.join(declaring)}: query that class instead"
@@ -686,7 +690,8 @@ class _Translator:
                     return self.param(int(text) if text.isdigit() else parse_id64(text))
                 except ValueError:
                     raise QueryTranslationError(
-                        f"'{text}' is not an Id64: compare ids with hex literals like 0x20000000001"
+                        f"'{text}' is not an Id64: compare ids with hex literals like 0x20000000001 "
+                        "(to test an element's class use ECClassId IS (schema.Class))"
                     ) from None
             return self.param(text)
         try:

@@ -77,7 +77,9 @@ def _build_parser() -> argparse.ArgumentParser:
     sb_gen.add_argument("--name", default=None, help="iModel display name")
     sb_gen.add_argument("--seed", type=int, default=0, help="random seed (same seed, same iModel)")
 
-    sub.add_parser("tools", help="list the tools this server exposes")
+    tools = sub.add_parser("tools", help="list the tools this server exposes")
+    tools.add_argument("--markdown", action="store_true", help="print the README's tool table")
+    tools.add_argument("--read-only", action="store_true", default=None, help="only the read tools")
     return parser
 
 
@@ -151,10 +153,26 @@ def _generate(db: str, elements: int, name: str | None, seed: int) -> None:
     print(f"Generated iModel {imodel_id} with {count} elements in {db}")
 
 
-def _print_tools(settings: Settings) -> None:
+def tools_markdown() -> str:
+    """The README's tool table, generated from the catalog (a test keeps the README in step)."""
+    from .api.catalog import load_catalog
+
+    lines = ["| Toolset | Tool | Kind | Operation | What it does |", "|---|---|---|---|---|"]
+    for op in load_catalog():
+        kind = "read" if op.read_only else "write"
+        if op.deprecated:
+            kind += ", deprecated (off by default)"
+        lines.append(f"| {op.toolset} | `{op.tool}` | {kind} | `{op.method} {op.full_path}` | {op.description} |")
+    return "\n".join(lines)
+
+
+def _print_tools(settings: Settings, markdown: bool) -> None:
     from .api.catalog import load_catalog
     from .server.tools import ToolSurface
 
+    if markdown:
+        print(tools_markdown())
+        return
     surface = ToolSurface(load_catalog(), read_only=settings.read_only, include_deprecated=settings.include_deprecated)
     for tool in surface.tools:
         op = surface.get(tool.name)
@@ -178,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "sandbox" and args.sandbox_command == "generate":
             _generate(settings.sandbox_db, args.elements, args.name, args.seed)
         elif args.command == "tools":
-            _print_tools(settings)
+            _print_tools(settings, args.markdown)
         else:
             parser.print_help(sys.stderr)
             return 2

@@ -212,21 +212,29 @@ class Catalog:
 
 
 def _lenient(schema: JsonSchema, *, root: bool = False) -> JsonSchema:
-    """Loosen a response schema so a real reply never fails client-side validation.
+    """Loosen and shrink a response schema: it describes replies, it must never reject a real one.
 
-    Responses are described, not enforced: nested `required`, formats, patterns, enums and length limits are
-    dropped and scalars may be null. The root keeps its wrapper key requirement.
+    Nested `required`, formats, patterns, enums, length limits and descriptions are dropped, scalars may be null,
+    and `_links` is just an object: the shape stays visible to the agent at a fraction of the context cost.
+    The root keeps its description and its wrapper-key requirement.
     """
-    for key in ("format", "pattern", "maxLength", "minLength", "minimum", "maximum", "enum", "example", "examples"):
+    for key in ("format", "pattern", "maxLength", "minLength", "minimum", "maximum", "enum", "example", "examples",
+                "default", "title"):
         schema.pop(key, None)
     if not root:
         schema.pop("required", None)
-    schema.pop("additionalProperties", None) if schema.get("additionalProperties") is False else None
+        schema.pop("description", None)
+    if schema.get("additionalProperties") is False:
+        del schema["additionalProperties"]
     kind = schema.get("type")
     if isinstance(kind, str) and kind not in ("object", "array", "null"):
         schema["type"] = [kind, "null"]
-    for sub in schema.get("properties", {}).values():
-        _lenient(sub)
+    properties = schema.get("properties", {})
+    for name, sub in properties.items():
+        if name == "_links":
+            properties[name] = {"type": "object"}
+        else:
+            _lenient(sub)
     if isinstance(schema.get("items"), dict):
         _lenient(schema["items"])
     if isinstance(schema.get("additionalProperties"), dict):

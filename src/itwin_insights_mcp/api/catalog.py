@@ -218,8 +218,19 @@ def _lenient(schema: JsonSchema, *, root: bool = False) -> JsonSchema:
     and `_links` is just an object: the shape stays visible to the agent at a fraction of the context cost.
     The root keeps its description and its wrapper-key requirement.
     """
-    for key in ("format", "pattern", "maxLength", "minLength", "minimum", "maximum", "enum", "example", "examples",
-                "default", "title"):
+    for key in (
+        "format",
+        "pattern",
+        "maxLength",
+        "minLength",
+        "minimum",
+        "maximum",
+        "enum",
+        "example",
+        "examples",
+        "default",
+        "title",
+    ):
         schema.pop(key, None)
     if not root:
         schema.pop("required", None)

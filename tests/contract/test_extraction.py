@@ -20,8 +20,10 @@ async def test_run_status_logs_history(mcp: Client) -> None:
     await ok(mcp, "create_group", **ids, groupName="Broken", query="SELECT * FROM Building.NoSuchClass")
     run = (await ok(mcp, "run_extraction", imodelId=BUILDING_ID))["run"]
     assert run["_links"]["status"]["href"].endswith(f"/datasources/extraction/status/{run['id']}")
-    status = await wait_for_state(mcp, run["id"])
+    await wait_for_state(mcp, run["id"])
+    status = (await ok(mcp, "get_extraction_status", jobId=run["id"]))["status"]
     assert status["state"] == "Succeeded" and status["containsIssues"] is True
+    assert status["reason"] == "Completed with issues; see the logs."
     assert status["_links"]["logs"]["href"].endswith(f"/status/{run['id']}/logs")
 
     logs = (await ok(mcp, "list_extraction_logs", jobId=run["id"]))["logs"]

@@ -151,6 +151,7 @@ async def test_calculated_property_lifecycle_and_errors(mcp: Client, group_ids: 
         type="Volume",
     )
     await fails(mcp, "get_calculated_property", 404, "CalculatedPropertyNotFound", **group_ids, propertyId=UNKNOWN)
+    await fails(mcp, "list_calculated_properties", 404, "GroupNotFound", **{**group_ids, "groupId": UNKNOWN})
     await ok(mcp, "delete_calculated_property", **pid)
     await fails(mcp, "delete_calculated_property", 404, "CalculatedPropertyNotFound", **pid)
 

@@ -60,6 +60,10 @@ def _build_parser() -> argparse.ArgumentParser:
         default=None,
         help=_env_help("include_deprecated", "also expose deprecated operations"),
     )
+    serve.add_argument("--toolsets", type=_csv, help=_env_help("toolsets", "toolsets to expose (default all)"))
+    serve.add_argument("--tools", type=_csv, help=_env_help("tools", "single tools to expose"))
+    serve.add_argument("--exclude-tools", type=_csv, help=_env_help("exclude_tools", "tools to hide (wins)"))
+    serve.add_argument("--mode", choices=["full", "compact"], help=_env_help("mode", "full or compact tool surface"))
     serve.add_argument("--allowed-hosts", type=_csv, help=_env_help("allowed_hosts", "extra allowed Host names"))
     serve.add_argument("--allowed-origins", type=_csv, help=_env_help("allowed_origins", "extra allowed Origins"))
     serve.add_argument("--log-level", help=_env_help("log_level", "DEBUG, INFO, WARNING or ERROR"))
@@ -80,6 +84,7 @@ def _build_parser() -> argparse.ArgumentParser:
     tools = sub.add_parser("tools", help="list the tools this server exposes")
     tools.add_argument("--markdown", action="store_true", help="print the README's tool table")
     tools.add_argument("--read-only", action="store_true", default=None, help="only the read tools")
+    tools.add_argument("--toolsets", type=_csv, help="only these toolsets")
     return parser
 
 
@@ -97,6 +102,10 @@ def _settings_from(args: argparse.Namespace) -> Settings:
         "read_only": getattr(args, "read_only", None),
         "include_deprecated": getattr(args, "include_deprecated", None),
         "allowed_hosts": getattr(args, "allowed_hosts", None),
+        "toolsets": getattr(args, "toolsets", None),
+        "tools": getattr(args, "tools", None),
+        "exclude_tools": getattr(args, "exclude_tools", None),
+        "mode": getattr(args, "mode", None),
         "allowed_origins": getattr(args, "allowed_origins", None),
         "log_level": getattr(args, "log_level", None),
     }
@@ -168,12 +177,14 @@ def tools_markdown() -> str:
 
 def _print_tools(settings: Settings, markdown: bool) -> None:
     from .api.catalog import load_catalog
+    from .server.app import selection_for
     from .server.tools import ToolSurface
 
     if markdown:
         print(tools_markdown())
         return
-    surface = ToolSurface(load_catalog(), read_only=settings.read_only, include_deprecated=settings.include_deprecated)
+    catalog = load_catalog()
+    surface = ToolSurface(catalog, selection_for(settings).validate(catalog))
     for tool in surface.tools:
         op = surface.get(tool.name)
         assert op is not None

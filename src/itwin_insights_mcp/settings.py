@@ -12,10 +12,11 @@ from platformdirs import user_data_dir
 
 from .errors import ConfigError
 
-__all__ = ["ENV_VARS", "Backend", "Settings", "Transport"]
+__all__ = ["ENV_VARS", "Backend", "Mode", "Settings", "Transport"]
 
 Backend = Literal["auto", "sandbox", "bentley"]
 Transport = Literal["stdio", "http"]
+Mode = Literal["full", "compact"]
 
 DEFAULT_API_BASE_URL = "https://api.bentley.com"
 DEFAULT_AUTHORITY = "https://ims.bentley.com"
@@ -48,6 +49,10 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     read_only: bool = False
     include_deprecated: bool = False
+    toolsets: tuple[str, ...] = ()
+    tools: tuple[str, ...] = ()
+    exclude_tools: tuple[str, ...] = ()
+    mode: Mode = "full"
     timeout_seconds: float = 30.0
     max_retries: int = 3
     max_retry_wait_seconds: float = 60.0
@@ -67,6 +72,8 @@ class Settings:
             raise ConfigError(f"ITWIN_INSIGHTS_BACKEND must be auto, sandbox or bentley, not {self.backend!r}.")
         if self.transport not in ("stdio", "http"):
             raise ConfigError(f"--transport must be stdio or http, not {self.transport!r}.")
+        if self.mode not in ("full", "compact"):
+            raise ConfigError(f"--mode must be full or compact, not {self.mode!r}.")
         if bool(self.client_id) != bool(self.client_secret) and not self.access_token:
             raise ConfigError("Set both ITWIN_CLIENT_ID and ITWIN_CLIENT_SECRET (service app), or ITWIN_ACCESS_TOKEN.")
         if self.backend == "bentley" and not (self.access_token or (self.client_id and self.client_secret)):
@@ -143,6 +150,10 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "ITWIN_INSIGHTS_ALLOWED_ORIGINS": ("allowed_origins", "list"),
     "ITWIN_INSIGHTS_READ_ONLY": ("read_only", "bool"),
     "ITWIN_INSIGHTS_INCLUDE_DEPRECATED": ("include_deprecated", "bool"),
+    "ITWIN_INSIGHTS_TOOLSETS": ("toolsets", "list"),
+    "ITWIN_INSIGHTS_TOOLS": ("tools", "list"),
+    "ITWIN_INSIGHTS_EXCLUDE_TOOLS": ("exclude_tools", "list"),
+    "ITWIN_INSIGHTS_MODE": ("mode", "str"),
     "ITWIN_INSIGHTS_TIMEOUT": ("timeout_seconds", "float"),
     "ITWIN_INSIGHTS_MAX_RETRIES": ("max_retries", "int"),
     "ITWIN_INSIGHTS_LOG_LEVEL": ("log_level", "str"),

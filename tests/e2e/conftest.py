@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -42,12 +43,12 @@ def wait_for(url: str, process: subprocess.Popen[bytes], within: float = 30.0) -
     raise AssertionError(f"{url} did not answer within {within}s")
 
 
-@pytest.fixture
-def serve_process(sandbox_db: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`itwin-insights-mcp serve --transport http` on a free loopback port."""
+@contextmanager
+def http_server(sandbox_db: str, *args: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`itwin-insights-mcp serve --transport http [args]` on a free loopback port, until the block ends."""
     port = free_port()
     process = subprocess.Popen(
-        [COMMAND, "serve", "--transport", "http", "--port", str(port)],
+        [COMMAND, "serve", "--transport", "http", "--port", str(port), *args],
         env=child_env(sandbox_db),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -59,3 +60,9 @@ def serve_process(sandbox_db: str) -> Iterator[tuple[str, subprocess.Popen[bytes
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture
+def serve_process(sandbox_db: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    with http_server(sandbox_db) as server:
+        yield server

@@ -58,3 +58,30 @@ def test_non_loopback_bind_requires_allowed_hosts(sandbox_db: str) -> None:
         check=False,
     )
     assert done.returncode == 2 and b"ITWIN_INSIGHTS_ALLOWED_HOSTS" in done.stderr
+
+
+async def list_over_http(url: str, headers: dict[str, str]) -> set[str]:
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    async with httpx2.AsyncClient(headers=headers) as http, Client(
+        streamable_http_client(url, http_client=http), mode="legacy"
+    ) as client:
+        return {t.name for t in (await client.list_tools()).tools}
+
+
+async def test_headers_narrow_but_never_widen(sandbox_db: str) -> None:
+    from .conftest import http_server
+
+    with http_server(sandbox_db, "--toolsets", "reports,odata") as (base, _):
+        url = f"{base}/mcp"
+        everything = await list_over_http(url, {})
+        assert everything and all(not n.startswith(("list_mappings", "create_group")) for n in everything)
+        odata = await list_over_http(url, {"X-MCP-Toolsets": "odata"})
+        assert odata == {"get_odata_service", "get_odata_metadata", "get_odata_entity_page"}
+        read_only = await list_over_http(url, {"X-MCP-Read-Only": "true"})
+        assert read_only and "create_report" not in read_only and "get_report" in read_only
+        widened = await list_over_http(url, {"X-MCP-Toolsets": "mappings", "X-MCP-Tools": "list_mappings"})
+        assert widened == set()  # outside the server's own selection: a header cannot add it
+        excluded = await list_over_http(url, {"X-MCP-Exclude-Tools": "delete_report"})
+        assert excluded == everything - {"delete_report"}

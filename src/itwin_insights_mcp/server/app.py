@@ -6,7 +6,6 @@ and closes it, so stdio, HTTP and tests share one wiring and the tool layer cann
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import mcp.types as types
@@ -15,14 +14,16 @@ from mcp.server import Server, ServerRequestContext
 from .. import __version__
 from ..api.catalog import Catalog, load_catalog
 from ..api.client import InsightsClient
-from ..errors import InsightsError
 from ..settings import Settings
-from .results import error_result, invalid_arguments_result, refusal_result, success_result
-from .tools import ToolSurface, build_request, validate_arguments
+from .compact import call_compact, compact_tools
+from .dispatch import invoke
+from .selection import ToolSelection
+from .tools import ToolSurface
 
-__all__ = ["INSTRUCTIONS", "build_server"]
+__all__ = ["INSTRUCTIONS", "build_server", "selection_for"]
 
-log = logging.getLogger(__name__)
+_MAX_NARROWED = 64  # distinct per-request selections kept
+
 
 INSTRUCTIONS = """\
 iTwin Insights (Reporting): turn an iModel into tables and publish them as an OData feed.
@@ -35,51 +36,73 @@ Lists page with top and continuationToken (pass back nextContinuationToken).
 Ids are GUIDs except ECInstanceIds (0x hex).
 Errors say what to fix; writes are marked non-read-only."""
 
+COMPACT_INSTRUCTIONS = """\
+iTwin Insights (Reporting), compact mode: find an operation with search_operations (e.g. "list mappings",
+"run extraction", "odata rows"), then call it with call_operation(name, arguments).
+Golden path: list_itwins -> list_imodels -> create_mapping -> create_group -> create_group_property ->
+run_extraction -> get_extraction_status until Succeeded -> create_report -> create_report_mapping ->
+get_odata_service -> get_odata_entity_page."""
+
+
+def selection_for(settings: Settings) -> ToolSelection:
+    """The server-wide tool selection the settings ask for."""
+    return ToolSelection.build(
+        toolsets=settings.toolsets,
+        tools=settings.tools,
+        exclude=settings.exclude_tools,
+        read_only=settings.read_only,
+        include_deprecated=settings.include_deprecated,
+    )
+
 
 def build_server(settings: Settings, client: InsightsClient, *, catalog: Catalog | None = None) -> Server[Any]:
-    """A server exposing one tool per enabled catalog operation, sending calls through `client`."""
-    surface = ToolSurface(
-        catalog or load_catalog(), read_only=settings.read_only, include_deprecated=settings.include_deprecated
-    )
+    """A server exposing the selected catalog operations (or the two compact tools), sending calls through `client`.
+
+    Over HTTP a request may narrow the selection with X-MCP-* headers; the narrowed surfaces are cached.
+    """
+    catalog = catalog or load_catalog()
+    selection = selection_for(settings).validate(catalog)
+    base = ToolSurface(catalog, selection)
+    narrowed: dict[ToolSelection, ToolSurface] = {}
+    compact = settings.mode == "compact"
+
+    def surface_for(ctx: ServerRequestContext[Any]) -> ToolSurface:
+        headers = getattr(ctx.request, "headers", None)
+        if headers is None:
+            return base
+        chosen = selection.narrowed_by(headers)
+        if chosen is selection:
+            return base
+        if chosen not in narrowed:
+            if len(narrowed) >= _MAX_NARROWED:
+                narrowed.clear()
+            narrowed[chosen] = ToolSurface(catalog, chosen)
+        return narrowed[chosen]
 
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=surface.tools)
+        surface = surface_for(ctx)
+        return types.ListToolsResult(tools=compact_tools(surface) if compact else surface.tools)
 
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
-        op = surface.get(params.name)
-        if op is None:
-            return refusal_result(surface.refusal(params.name))
+        surface = surface_for(ctx)
         arguments: dict[str, Any] = dict(params.arguments or {})
-        problems = validate_arguments(op, arguments)
-        if problems:
-            return invalid_arguments_result(op, problems)
-        request = build_request(op, arguments)
-        try:
-            response = await client.request(
-                request.method,
-                request.path,
-                params=request.params,
-                json_body=request.json_body,
-                accept=request.accept,
-            )
-        except InsightsError as exc:
-            return error_result(op, exc, surface.catalog, arguments)
-        except Exception as exc:  # the one boundary where a bug must become a result, not a protocol fault
-            log.exception("Unexpected failure in tool %s", op.tool)
-            return error_result(op, exc, surface.catalog, arguments)
-        return success_result(op, response)
+        if compact:
+            return await call_compact(surface, client, params.name, arguments)
+        return await invoke(surface, client, params.name, arguments)
 
     def input_schema(name: str) -> dict[str, Any] | None:
-        op = surface.get(name)
+        if compact:
+            return next((t.input_schema for t in compact_tools(base) if t.name == name), None)
+        op = base.get(name)
         return op.input_schema if op is not None else None
 
     return Server(
         "itwin-insights-mcp",
         version=__version__,
         title="iTwin Insights (Reporting)",
-        instructions=INSTRUCTIONS,
+        instructions=COMPACT_INSTRUCTIONS if compact else INSTRUCTIONS,
         get_tool_input_schema=input_schema,
         on_list_tools=list_tools,
         on_call_tool=call_tool,

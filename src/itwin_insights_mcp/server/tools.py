@@ -6,7 +6,7 @@ through the shared client -> shape the reply (`results.py`). No operation has a 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -15,6 +15,7 @@ import mcp.types as types
 
 from ..api.catalog import Catalog, Operation
 from ..api.validation import problems
+from .selection import ToolSelection
 
 __all__ = [
     "PreparedRequest",
@@ -94,33 +95,40 @@ def build_request(op: Operation, arguments: Mapping[str, Any]) -> PreparedReques
 
 
 class ToolSurface:
-    """The tools this server exposes: which operations, and how each is found by name."""
+    """The tools exposed under one selection: which operations, and how each is found by name."""
 
-    def __init__(self, catalog: Catalog, *, read_only: bool = False, include_deprecated: bool = False) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        selection: ToolSelection | None = None,
+        *,
+        read_only: bool = False,
+        include_deprecated: bool = False,
+    ) -> None:
         self.catalog = catalog
-        self.read_only = read_only
-        selected = [
-            op for op in catalog if (include_deprecated or not op.deprecated) and not (read_only and not op.read_only)
-        ]
+        self.selection = selection or ToolSelection.build(read_only=read_only, include_deprecated=include_deprecated)
+        selected = [op for op in catalog if self.selection.allows(op)]
         self._ops = {op.tool: op for op in selected}
         self.tools = [tool_definition(op) for op in selected]
 
+    @property
+    def read_only(self) -> bool:
+        return self.selection.read_only
+
     def __contains__(self, name: str) -> bool:
         return name in self._ops
+
+    def __iter__(self) -> Iterator[Operation]:
+        return iter(self._ops.values())
 
     def get(self, name: str) -> Operation | None:
         return self._ops.get(name)
 
     def refusal(self, name: str) -> str:
-        """Why `name` cannot be called, with what to do instead."""
+        """Why `name` cannot be called here, with what to do instead."""
         op = self.catalog.get(name)
-        if op is not None and self.read_only and not op.read_only:
-            return (
-                f"Tool `{name}` writes ({op.method} {op.full_path}) and this server runs read-only "
-                "(--read-only / ITWIN_INSIGHTS_READ_ONLY). Ask the user to restart it without read-only to write."
-            )
-        if op is not None and op.deprecated:
-            return f"Tool `{name}` is deprecated and not enabled; use `get_extraction_status` instead."
+        if op is not None:
+            return self.selection.why_not(op)
         close = sorted(t for t in self._ops if name and (name in t or t in name))[:5]
         hint = f" Did you mean: {', '.join(close)}?" if close else " Call tools/list to see the available tools."
         return f"Unknown tool `{name}`.{hint}"

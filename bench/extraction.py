@@ -51,17 +51,31 @@ async def run(db: str, elements: int) -> dict[str, Any]:
     app = create_app(db, odata_page_size=1000)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bench", headers=AUTH,
-                                     timeout=600) as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench", headers=AUTH, timeout=600) as http:
             mappings = f"{RP}/datasources/imodels/{imodel_id}/mappings"
             mapping = (await http.post(mappings, json={"mappingName": "Bench"})).json()["mapping"]
-            group = (await http.post(f"{mappings}/{mapping['id']}/groups", json={
-                "groupName": "Physical", "query": "SELECT * FROM bis.PhysicalElement"})).json()["group"]
+            group = (
+                await http.post(
+                    f"{mappings}/{mapping['id']}/groups",
+                    json={"groupName": "Physical", "query": "SELECT * FROM bis.PhysicalElement"},
+                )
+            ).json()["group"]
             base = f"{mappings}/{mapping['id']}/groups/{group['id']}"
-            await http.post(f"{base}/properties", json={"propertyName": "Material", "dataType": "String",
-                                                         "ecProperties": [{"ecSchemaName": "*", "ecClassName": "*",
-                                                                           "ecPropertyName": "Material",
-                                                                           "ecPropertyType": "String"}]})
+            await http.post(
+                f"{base}/properties",
+                json={
+                    "propertyName": "Material",
+                    "dataType": "String",
+                    "ecProperties": [
+                        {
+                            "ecSchemaName": "*",
+                            "ecClassName": "*",
+                            "ecPropertyName": "Material",
+                            "ecPropertyType": "String",
+                        }
+                    ],
+                },
+            )
             await http.post(f"{base}/calculatedProperties", json={"propertyName": "Volume", "type": "Volume"})
             await http.post(f"{base}/customCalculations", json={"propertyName": "Cost", "formula": "Volume * 120"})
 
@@ -74,15 +88,23 @@ async def run(db: str, elements: int) -> dict[str, Any]:
                 await asyncio.sleep(0.2)
             extraction_s = time.perf_counter() - started
             logs = (await http.get(f"{RP}/datasources/extraction/status/{run_id}/logs")).json()["logs"]
-            extracted = next(int(m.split("Physical: ")[1].split(" rows")[0]) for m in
-                             (e["message"] or "" for e in logs) if "Physical: " in m)
+            extracted = next(
+                int(m.split("Physical: ")[1].split(" rows")[0])
+                for m in (e["message"] or "" for e in logs)
+                if "Physical: " in m
+            )
             rss_after_extraction = peak_rss_mb()
 
-            report = (await http.post(f"{RP}/reports", json={"displayName": "B", "projectId":
-                                                             "5dd80221-4b44-5fa2-9d55-a54755e21a6a"})).json()
+            report = (
+                await http.post(
+                    f"{RP}/reports", json={"displayName": "B", "projectId": "5dd80221-4b44-5fa2-9d55-a54755e21a6a"}
+                )
+            ).json()
             report_id = report["report"]["id"]
-            await http.post(f"{RP}/reports/{report_id}/datasources/imodelMappings",
-                            json={"mappingId": mapping["id"], "imodelId": imodel_id})
+            await http.post(
+                f"{RP}/reports/{report_id}/datasources/imodelMappings",
+                json={"mappingId": mapping["id"], "imodelId": imodel_id},
+            )
             url = (await http.get(f"{RP}/odata/{report_id}")).json()["value"][0]["url"]
 
             started = time.perf_counter()
@@ -96,18 +118,26 @@ async def run(db: str, elements: int) -> dict[str, Any]:
 
     conn = sqlite3.connect(db)
     started = time.perf_counter()
-    raw_rows = sum(1 for (data,) in conn.execute("SELECT data FROM ex_rows WHERE job_id = ?", (run_id,))
-                   if json.loads(data))
+    raw_rows = sum(
+        1 for (data,) in conn.execute("SELECT data FROM ex_rows WHERE job_id = ?", (run_id,)) if json.loads(data)
+    )
     raw_paging_s = time.perf_counter() - started
     conn.close()
     return {
-        "elements": elements, "element_rows": rows, "generate_s": round(generate_s, 1),
-        "state": status["state"], "extracted_rows": extracted,
-        "extraction_s": round(extraction_s, 1), "extraction_rows_per_s": round(extracted / extraction_s),
+        "elements": elements,
+        "element_rows": rows,
+        "generate_s": round(generate_s, 1),
+        "state": status["state"],
+        "extracted_rows": extracted,
+        "extraction_s": round(extraction_s, 1),
+        "extraction_rows_per_s": round(extracted / extraction_s),
         "baseline_scan_rows_per_s": round(baseline_rows / baseline_s),
-        "odata_rows": paged_rows, "odata_s": round(paging_s, 1), "odata_rows_per_s": round(paged_rows / paging_s),
+        "odata_rows": paged_rows,
+        "odata_s": round(paging_s, 1),
+        "odata_rows_per_s": round(paged_rows / paging_s),
         "raw_read_rows_per_s": round(raw_rows / raw_paging_s),
-        "peak_rss_after_extraction_mb": round(rss_after_extraction), "peak_rss_mb": round(peak_rss_mb()),
+        "peak_rss_after_extraction_mb": round(rss_after_extraction),
+        "peak_rss_mb": round(peak_rss_mb()),
     }
 
 

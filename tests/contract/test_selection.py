@@ -61,8 +61,7 @@ async def test_flag_combinations(sandbox_db: str, options: dict[str, Any], expec
 
 async def test_write_by_name_in_read_only_mode_is_refused_and_sends_nothing(sandbox_db: str) -> None:
     async with session(sandbox_db, read_only=True) as client:
-        refused = await fails(client, "create_report", None, "ToolNotAvailable", projectId=ITWIN_ID,
-                              displayName="Nope")
+        refused = await fails(client, "create_report", None, "ToolNotAvailable", projectId=ITWIN_ID, displayName="Nope")
         assert "read-only" in refused["message"]
         reports = await ok(client, "list_reports", projectId=ITWIN_ID)
         assert reports["reports"] == []
@@ -79,8 +78,7 @@ async def test_tool_outside_the_toolsets_is_refused(sandbox_db: str) -> None:
         assert "excluded" in refused["message"]
 
 
-@pytest.mark.parametrize("options", [{"toolsets": ("nope",)}, {"tools": ("make_coffee",)},
-                                     {"exclude_tools": ("x",)}])
+@pytest.mark.parametrize("options", [{"toolsets": ("nope",)}, {"tools": ("make_coffee",)}, {"exclude_tools": ("x",)}])
 async def test_unknown_names_are_refused_at_start(sandbox_db: str, options: dict[str, Any]) -> None:
     with pytest.raises(ConfigError, match="Unknown"):
         async with session(sandbox_db, **options):
@@ -99,11 +97,23 @@ async def test_compact_mode_searches_and_calls(sandbox_db: str) -> None:
         assert odata["operations"][0]["name"] == "get_odata_entity_page"
         listed = await ok(client, "call_operation", name="list_imodels", arguments={"iTwinId": ITWIN_ID})
         assert {m["id"] for m in listed["iModels"]} >= {BUILDING_ID}
-        bad = await fails(client, "call_operation", None, "InvalidArguments", name="create_mapping",
-                          arguments={"imodelId": BUILDING_ID})
+        bad = await fails(
+            client,
+            "call_operation",
+            None,
+            "InvalidArguments",
+            name="create_mapping",
+            arguments={"imodelId": BUILDING_ID},
+        )
         assert "mappingName" in bad["message"]
-        missing = await fails(client, "call_operation", 404, "MappingNotFound", name="get_mapping",
-                              arguments={"imodelId": BUILDING_ID, "mappingId": "nope"})
+        missing = await fails(
+            client,
+            "call_operation",
+            404,
+            "MappingNotFound",
+            name="get_mapping",
+            arguments={"imodelId": BUILDING_ID, "mappingId": "nope"},
+        )
         assert "list_mappings" in missing["nextStep"]
         await fails(client, "call_operation", None, "ToolNotAvailable", name="brew_coffee", arguments={})
         await fails(client, "search_operations", None, "ToolNotAvailable", query="")
@@ -116,9 +126,21 @@ async def test_compact_mode_keeps_read_only_and_toolsets(sandbox_db: str) -> Non
         assert call.annotations is not None and call.annotations.read_only_hint is True
         found = await ok(client, "search_operations", query="create a report", limit=20)
         assert all(o["kind"] == "read" for o in found["operations"])
-        refused = await fails(client, "call_operation", None, "ToolNotAvailable", name="create_report",
-                              arguments={"projectId": ITWIN_ID, "displayName": "x"})
+        refused = await fails(
+            client,
+            "call_operation",
+            None,
+            "ToolNotAvailable",
+            name="create_report",
+            arguments={"projectId": ITWIN_ID, "displayName": "x"},
+        )
         assert "read-only" in refused["message"]
-        outside = await fails(client, "call_operation", None, "ToolNotAvailable", name="list_mappings",
-                              arguments={"imodelId": BUILDING_ID})
+        outside = await fails(
+            client,
+            "call_operation",
+            None,
+            "ToolNotAvailable",
+            name="list_mappings",
+            arguments={"imodelId": BUILDING_ID},
+        )
         assert "toolset" in outside["message"]

@@ -64,9 +64,10 @@ async def list_over_http(url: str, headers: dict[str, str]) -> set[str]:
     import httpx2
     from mcp.client.streamable_http import streamable_http_client
 
-    async with httpx2.AsyncClient(headers=headers) as http, Client(
-        streamable_http_client(url, http_client=http), mode="legacy"
-    ) as client:
+    async with (
+        httpx2.AsyncClient(headers=headers) as http,
+        Client(streamable_http_client(url, http_client=http), mode="legacy") as client,
+    ):
         return {t.name for t in (await client.list_tools()).tools}
 
 

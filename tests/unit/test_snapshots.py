@@ -23,9 +23,11 @@ UPDATE = os.environ.get("UPDATE_TOOLSNAPS") == "1"
 FULL = ToolSurface(load_catalog(), ToolSelection.build(include_deprecated=True)).tools
 COMPACT = compact_tools(ToolSurface(load_catalog()))
 READ_ONLY_COMPACT = compact_tools(ToolSurface(load_catalog(), ToolSelection.build(read_only=True)))
-CASES = [(t.name, t) for t in FULL] + [(f"compact.{t.name}", t) for t in COMPACT] + [
-    (f"compact-read-only.{t.name}", t) for t in READ_ONLY_COMPACT
-]
+CASES = (
+    [(t.name, t) for t in FULL]
+    + [(f"compact.{t.name}", t) for t in COMPACT]
+    + [(f"compact-read-only.{t.name}", t) for t in READ_ONLY_COMPACT]
+)
 
 
 def render(tool: types.Tool) -> str:

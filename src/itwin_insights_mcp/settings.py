@@ -23,6 +23,11 @@ DEFAULT_AUTHORITY = "https://ims.bentley.com"
 DEFAULT_SCOPES = "itwin-platform"
 
 
+def default_export_dir() -> str:
+    """Where export_odata_entity writes files unless configured (the user data dir)."""
+    return str(Path(user_data_dir("itwin-insights-mcp", appauthor=False)) / "exports")
+
+
 def default_sandbox_db() -> str:
     """The sandbox database file in the user data dir (created on first use)."""
     return str(Path(user_data_dir("itwin-insights-mcp", appauthor=False)) / "sandbox.db")
@@ -53,6 +58,8 @@ class Settings:
     tools: tuple[str, ...] = ()
     exclude_tools: tuple[str, ...] = ()
     mode: Mode = "full"
+    export_dir: str = field(default_factory=default_export_dir)
+    max_rows: int = 50
     timeout_seconds: float = 30.0
     max_retries: int = 3
     max_retry_wait_seconds: float = 60.0
@@ -81,6 +88,8 @@ class Settings:
                 "Backend 'bentley' needs credentials: set ITWIN_ACCESS_TOKEN, or ITWIN_CLIENT_ID and "
                 "ITWIN_CLIENT_SECRET. Use --backend sandbox to try the server without a Bentley account."
             )
+        if not 1 <= self.max_rows <= 1000:
+            raise ConfigError("ITWIN_INSIGHTS_MAX_ROWS must be between 1 and 1000.")
         if not 1 <= self.sandbox_odata_page_size <= 100_000:
             raise ConfigError("INSIGHTS_SANDBOX_ODATA_PAGE_SIZE must be between 1 and 100000.")
         if not 1 <= self.port <= 65535:
@@ -154,6 +163,8 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "ITWIN_INSIGHTS_TOOLS": ("tools", "list"),
     "ITWIN_INSIGHTS_EXCLUDE_TOOLS": ("exclude_tools", "list"),
     "ITWIN_INSIGHTS_MODE": ("mode", "str"),
+    "ITWIN_INSIGHTS_EXPORT_DIR": ("export_dir", "str"),
+    "ITWIN_INSIGHTS_MAX_ROWS": ("max_rows", "int"),
     "ITWIN_INSIGHTS_TIMEOUT": ("timeout_seconds", "float"),
     "ITWIN_INSIGHTS_MAX_RETRIES": ("max_retries", "int"),
     "ITWIN_INSIGHTS_LOG_LEVEL": ("log_level", "str"),

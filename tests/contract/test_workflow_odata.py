@@ -31,7 +31,7 @@ PAGE = 100
 
 @pytest.fixture
 async def small_pages(sandbox_db: str) -> AsyncIterator[Client]:
-    settings = Settings(backend="sandbox", sandbox_db=sandbox_db, sandbox_odata_page_size=PAGE)
+    settings = Settings(backend="sandbox", sandbox_db=sandbox_db, sandbox_odata_page_size=PAGE, max_rows=PAGE)
     async with open_client(settings) as api, Client(build_server(settings, api), raise_exceptions=True) as client:
         yield client
 

@@ -26,7 +26,7 @@ async def test_http_session(serve_process: tuple[str, subprocess.Popen[bytes]], 
     base, _ = serve_process
     async with Client(f"{base}/mcp", mode=mode) as client:  # type: ignore[arg-type]
         tools = await client.list_tools()
-        assert len(tools.tools) == 65
+        assert len(tools.tools) == 69
         result = await client.call_tool("list_reports", {"projectId": ITWIN_ID})
         assert not result.is_error and result.structured_content["reports"] == []  # type: ignore[index]
         created = await client.call_tool("create_report", {"projectId": ITWIN_ID, "displayName": "Over HTTP"})
@@ -79,10 +79,11 @@ async def test_headers_narrow_but_never_widen(sandbox_db: str) -> None:
         everything = await list_over_http(url, {})
         assert everything and all(not n.startswith(("list_mappings", "create_group")) for n in everything)
         odata = await list_over_http(url, {"X-MCP-Toolsets": "odata"})
-        assert odata == {"get_odata_service", "get_odata_metadata", "get_odata_entity_page"}
+        assert odata == {"get_odata_service", "get_odata_metadata", "get_odata_entity_page", "export_odata_entity",
+                         "read_skill", "auth_status"}
         read_only = await list_over_http(url, {"X-MCP-Read-Only": "true"})
         assert read_only and "create_report" not in read_only and "get_report" in read_only
         widened = await list_over_http(url, {"X-MCP-Toolsets": "mappings", "X-MCP-Tools": "list_mappings"})
-        assert widened == set()  # outside the server's own selection: a header cannot add it
+        assert widened == {"read_skill", "auth_status"}  # a header cannot add what the server does not expose
         excluded = await list_over_http(url, {"X-MCP-Exclude-Tools": "delete_report"})
         assert excluded == everything - {"delete_report"}

@@ -16,7 +16,8 @@ from ..api.catalog import Catalog, load_catalog
 from ..api.client import InsightsClient
 from ..settings import Settings
 from .compact import call_compact, compact_tools
-from .dispatch import invoke
+from .dispatch import CallEnv, invoke
+from .local_tools import LOCAL_TOOLS
 from .selection import ToolSelection
 from .tools import ToolSurface
 
@@ -61,8 +62,8 @@ def build_server(settings: Settings, client: InsightsClient, *, catalog: Catalog
     Over HTTP a request may narrow the selection with X-MCP-* headers; the narrowed surfaces are cached.
     """
     catalog = catalog or load_catalog()
-    selection = selection_for(settings).validate(catalog)
-    base = ToolSurface(catalog, selection)
+    selection = selection_for(settings).validate(catalog, LOCAL_TOOLS)
+    base = ToolSurface(catalog, selection, local_tools=LOCAL_TOOLS)
     narrowed: dict[ToolSelection, ToolSurface] = {}
     compact = settings.mode == "compact"
 
@@ -76,7 +77,7 @@ def build_server(settings: Settings, client: InsightsClient, *, catalog: Catalog
         if chosen not in narrowed:
             if len(narrowed) >= _MAX_NARROWED:
                 narrowed.clear()
-            narrowed[chosen] = ToolSurface(catalog, chosen)
+            narrowed[chosen] = ToolSurface(catalog, chosen, local_tools=LOCAL_TOOLS)
         return narrowed[chosen]
 
     async def list_tools(
@@ -88,15 +89,19 @@ def build_server(settings: Settings, client: InsightsClient, *, catalog: Catalog
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
         surface = surface_for(ctx)
         arguments: dict[str, Any] = dict(params.arguments or {})
+        env = CallEnv(client, settings, ctx)
         if compact:
-            return await call_compact(surface, client, params.name, arguments)
-        return await invoke(surface, client, params.name, arguments)
+            return await call_compact(surface, env, params.name, arguments)
+        return await invoke(surface, env, params.name, arguments)
 
     def input_schema(name: str) -> dict[str, Any] | None:
         if compact:
             return next((t.input_schema for t in compact_tools(base) if t.name == name), None)
         op = base.get(name)
-        return op.input_schema if op is not None else None
+        if op is not None:
+            return op.input_schema
+        local = base.local(name)
+        return local.definition.input_schema if local is not None else None
 
     return Server(
         "itwin-insights-mcp",

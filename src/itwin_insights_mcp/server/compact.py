@@ -11,9 +11,7 @@ from typing import Any
 
 import mcp.types as types
 
-from ..api.catalog import Operation
-from ..api.client import InsightsClient
-from .dispatch import invoke
+from .dispatch import CallEnv, invoke
 from .results import refusal_result
 from .tools import ToolSurface
 
@@ -62,21 +60,9 @@ def _words(text: str) -> list[str]:
     return out
 
 
-def _score(op: Operation, words: list[str]) -> int:
-    name = set(_words(op.tool))
-    text = set(_words(op.description)) | set(_words(op.title))
-    where = set(_words(op.full_path)) | {op.toolset}
-    return sum(3 * (w in name) + 2 * (w in text) + (w in where) for w in words)
-
-
-def search(surface: ToolSurface, query: str, *, toolset: str | None = None, limit: int = 5) -> list[dict[str, Any]]:
-    """The operations that best match `query` (among those this server exposes), with their input schemas."""
-    words = _words(query)
-    ranked = sorted(
-        ((_score(op, words), op.tool, op) for op in surface if toolset is None or op.toolset == toolset),
-        key=lambda item: (-item[0], item[1]),
-    )
-    return [
+def _entries(surface: ToolSurface) -> list[dict[str, Any]]:
+    """Everything callable through call_operation: catalog operations and local tools alike."""
+    entries = [
         {
             "name": op.tool,
             "toolset": op.toolset,
@@ -84,15 +70,43 @@ def search(surface: ToolSurface, query: str, *, toolset: str | None = None, limi
             "operation": f"{op.method} {op.full_path}",
             "description": op.description,
             "inputSchema": op.input_schema,
+            "_text": f"{op.title} {op.full_path}",
         }
-        for score, _, op in ranked[:limit]
-        if score > 0
+        for op in surface
     ]
+    entries += [
+        {
+            "name": t.tool,
+            "toolset": t.toolset,
+            "kind": "read" if t.read_only else "write",
+            "operation": "computed by this server",
+            "description": t.definition.description or "",
+            "inputSchema": t.definition.input_schema,
+            "_text": t.definition.title or "",
+        }
+        for t in surface.local_tools
+    ]
+    return entries
+
+
+def _score(entry: dict[str, Any], words: list[str]) -> int:
+    name = set(_words(entry["name"]))
+    text = set(_words(entry["description"]))
+    where = set(_words(entry["_text"])) | {entry["toolset"]}
+    return sum(3 * (w in name) + 2 * (w in text) + (w in where) for w in words)
+
+
+def search(surface: ToolSurface, query: str, *, toolset: str | None = None, limit: int = 5) -> list[dict[str, Any]]:
+    """The operations that best match `query` (among those this server exposes), with their input schemas."""
+    words = _words(query)
+    candidates = [e for e in _entries(surface) if toolset is None or e["toolset"] == toolset]
+    ranked = sorted(((_score(e, words), e["name"], e) for e in candidates), key=lambda item: (-item[0], item[1]))
+    return [{k: v for k, v in e.items() if k != "_text"} for score, _, e in ranked[:limit] if score > 0]
 
 
 def compact_tools(surface: ToolSurface) -> list[types.Tool]:
     """The two tools of compact mode; `call_operation` is read-only when the server is."""
-    toolsets = sorted({op.toolset for op in surface})
+    toolsets = sorted({op.toolset for op in surface} | {t.toolset for t in surface.local_tools})
     search_tool = types.Tool(
         name=SEARCH,
         title="Search Insights operations",
@@ -141,7 +155,7 @@ def compact_tools(surface: ToolSurface) -> list[types.Tool]:
 
 
 async def call_compact(
-    surface: ToolSurface, client: InsightsClient, name: str, arguments: dict[str, Any]
+    surface: ToolSurface, env: CallEnv, name: str, arguments: dict[str, Any]
 ) -> types.CallToolResult:
     """Dispatch a compact-mode call; argument problems come back as isError results."""
     if name == SEARCH:
@@ -168,5 +182,5 @@ async def call_compact(
             return refusal_result("`name` is required: an operation name from search_operations.")
         if not isinstance(call_arguments, dict):
             return refusal_result("`arguments` must be an object matching the operation's inputSchema.")
-        return await invoke(surface, client, target, call_arguments)
+        return await invoke(surface, env, target, call_arguments)
     return refusal_result(f"Unknown tool `{name}`. In compact mode the tools are {SEARCH} and {CALL}.")

@@ -3,33 +3,48 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import mcp.types as types
+from mcp.server import ServerRequestContext
 
 from ..api.client import InsightsClient
+from ..api.validation import problems
 from ..errors import InsightsError
-from .results import error_result, invalid_arguments_result, refusal_result, success_result
+from ..settings import Settings
+from .local_tools import LocalContext, LocalTool
+from .results import bound_rows, error_result, invalid_arguments_result, refusal_result, success_result
 from .tools import ToolSurface, build_request, validate_arguments
 
-__all__ = ["invoke"]
+__all__ = ["CallEnv", "invoke"]
 
 log = logging.getLogger(__name__)
 
 
-async def invoke(
-    surface: ToolSurface, client: InsightsClient, name: str, arguments: dict[str, Any]
-) -> types.CallToolResult:
-    """Run the operation behind tool `name`; every failure comes back as an isError result, never raised."""
+@dataclass
+class CallEnv:
+    """What a call may use besides its arguments."""
+
+    client: InsightsClient
+    settings: Settings
+    request: ServerRequestContext[Any] | None = None
+
+
+async def invoke(surface: ToolSurface, env: CallEnv, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
+    """Run tool `name`; every failure comes back as an isError result, never raised."""
+    local = surface.local(name)
+    if isinstance(local, LocalTool):
+        return await _invoke_local(surface, env, local, arguments)
     op = surface.get(name)
     if op is None:
         return refusal_result(surface.refusal(name))
-    problems = validate_arguments(op, arguments)
-    if problems:
-        return invalid_arguments_result(op, problems)
+    found = validate_arguments(op, arguments)
+    if found:
+        return invalid_arguments_result(op.tool, found)
     request = build_request(op, arguments)
     try:
-        response = await client.request(
+        response = await env.client.request(
             request.method, request.path, params=request.params, json_body=request.json_body, accept=request.accept
         )
     except InsightsError as exc:
@@ -37,4 +52,21 @@ async def invoke(
     except Exception as exc:  # the one boundary where a bug must become a result, not a protocol fault
         log.exception("Unexpected failure in tool %s", op.tool)
         return error_result(op, exc, surface.catalog, arguments)
-    return success_result(op, response)
+    result = success_result(op, response)
+    if op.operation_id == "odata-entity":
+        return bound_rows(result, env.settings.max_rows)
+    return result
+
+
+async def _invoke_local(
+    surface: ToolSurface, env: CallEnv, tool: LocalTool, arguments: dict[str, Any]
+) -> types.CallToolResult:
+    found = [str(p) for p in problems(tool.definition.input_schema, arguments)]
+    if found:
+        return invalid_arguments_result(tool.tool, found)
+    context = LocalContext(env.client, env.settings, surface.catalog, env.request)
+    try:
+        return await tool.handler(context, arguments)
+    except Exception as exc:
+        log.exception("Unexpected failure in tool %s", tool.tool)
+        return refusal_result(f"Internal error in `{tool.tool}` ({type(exc).__name__}); retry once, then report it.")

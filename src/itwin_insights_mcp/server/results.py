@@ -16,7 +16,7 @@ from ..api.catalog import Catalog, Operation
 from ..api.client import ApiResponse, next_page_token
 from ..errors import ApiError, AuthError, ConfigError, TransportError
 
-__all__ = ["error_result", "invalid_arguments_result", "refusal_result", "success_result"]
+__all__ = ["bound_rows", "error_result", "invalid_arguments_result", "refusal_result", "success_result"]
 
 # Permission each toolset's reads and writes need (reference §2.2).
 _PERMISSIONS = {
@@ -49,16 +49,42 @@ def success_result(op: Operation, response: ApiResponse) -> types.CallToolResult
     return types.CallToolResult(content=[types.TextContent(text=_compact(structured))], structured_content=structured)
 
 
+def bound_rows(result: types.CallToolResult, max_rows: int) -> types.CallToolResult:
+    """Keep at most `max_rows` OData rows in a tool result, saying how many the page had and how to get them all."""
+    page = result.structured_content
+    if not isinstance(page, dict) or not isinstance(page.get("value"), list):
+        return result
+    rows: list[Any] = page["value"]
+    columns = list(rows[0]) if rows and isinstance(rows[0], dict) else []
+    shown = rows[:max_rows]
+    note = (
+        f"Showing {len(shown)} of {len(rows)} rows of this page."
+        + (" More pages follow (@odata.nextLink: call again with sequence + 1)." if "@odata.nextLink" in page else "")
+        + " To get every row, call export_odata_entity (CSV or JSON Lines file)."
+    )
+    bounded = {
+        **page,
+        "value": shown,
+        "rowsInPage": len(rows),
+        "rowsShown": len(shown),
+        "columns": columns,
+        "note": note,
+    }
+    return types.CallToolResult(
+        content=[types.TextContent(text=note + "\n" + _compact(bounded))], structured_content=bounded
+    )
+
+
 def _error(text: str, payload: dict[str, Any]) -> types.CallToolResult:
     return types.CallToolResult(
         content=[types.TextContent(text=text)], structured_content={"error": payload}, is_error=True
     )
 
 
-def invalid_arguments_result(op: Operation, problems: Sequence[str]) -> types.CallToolResult:
+def invalid_arguments_result(tool: str, problems: Sequence[str]) -> types.CallToolResult:
     """Arguments failed the schema: list every bad field; nothing was sent."""
     lines = "\n".join(f"- {p}" for p in problems)
-    text = f"Invalid arguments for `{op.tool}` (nothing was sent):\n{lines}\nFix these and call `{op.tool}` again."
+    text = f"Invalid arguments for `{tool}` (nothing was sent):\n{lines}\nFix these and call `{tool}` again."
     return _error(text, {"code": "InvalidArguments", "message": "; ".join(problems), "problems": list(problems)})
 
 

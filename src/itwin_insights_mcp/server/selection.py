@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import Protocol
 
-from ..api.catalog import Catalog, Operation
+from ..api.catalog import Catalog
 from ..errors import ConfigError
 
 __all__ = ["HEADER_EXCLUDE", "HEADER_READ_ONLY", "HEADER_TOOLS", "HEADER_TOOLSETS", "ToolSelection"]
@@ -19,6 +20,27 @@ HEADER_TOOLSETS = "x-mcp-toolsets"
 HEADER_TOOLS = "x-mcp-tools"
 HEADER_EXCLUDE = "x-mcp-exclude-tools"
 HEADER_READ_ONLY = "x-mcp-read-only"
+
+
+# Tools of this toolset are present whatever toolsets are chosen; only --exclude-tools removes them.
+CORE_TOOLSET = "core"
+
+
+class Selectable(Protocol):
+    """What selection needs to know of a tool (catalog operations and local tools both qualify)."""
+
+    @property
+    def tool(self) -> str: ...
+    @property
+    def toolset(self) -> str: ...
+    @property
+    def read_only(self) -> bool: ...
+    @property
+    def deprecated(self) -> bool: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def full_path(self) -> str: ...
 
 
 def _names(value: str | Iterable[str] | None) -> frozenset[str]:
@@ -59,15 +81,16 @@ class ToolSelection:
             chosen_sets = frozenset() if picked else None  # --tools alone means only those tools
         return cls(chosen_sets, picked, _names(exclude), read_only, include_deprecated)
 
-    def validate(self, catalog: Catalog) -> ToolSelection:
+    def validate(self, catalog: Catalog, local: Iterable[Selectable] = ()) -> ToolSelection:
         """Refuse unknown toolset or tool names at start-up, listing the valid ones."""
-        known_sets = set(catalog.toolsets)
+        local = list(local)
+        known_sets = set(catalog.toolsets) | {t.toolset for t in local} - {CORE_TOOLSET}
         bad_sets = (self.toolsets or frozenset()) - known_sets
         if bad_sets:
             raise ConfigError(
                 f"Unknown toolset(s): {', '.join(sorted(bad_sets))}. Valid: all, {', '.join(sorted(known_sets))}."
             )
-        known_tools = {op.tool for op in catalog}
+        known_tools = {op.tool for op in catalog} | {t.tool for t in local}
         bad_tools = (self.tools | self.exclude) - known_tools
         if bad_tools:
             raise ConfigError(
@@ -75,17 +98,18 @@ class ToolSelection:
             )
         return self
 
-    def allows(self, op: Operation) -> bool:
+    def allows(self, op: Selectable) -> bool:
         if self.parent is not None and not self.parent.allows(op):
             return False
         if op.deprecated and not self.include_deprecated and op.tool not in self.tools:
             return False
-        selected = (self.toolsets is None or op.toolset in self.toolsets) or op.tool in self.tools
+        selected = self.toolsets is None or op.toolset in self.toolsets or op.toolset == CORE_TOOLSET
+        selected = selected or op.tool in self.tools
         if not selected or op.tool in self.exclude:
             return False
         return not (self.read_only and not op.read_only)
 
-    def why_not(self, op: Operation) -> str:
+    def why_not(self, op: Selectable) -> str:
         """The rule that hides `op`, phrased for the agent."""
         if self.parent is not None and not self.parent.allows(op):
             return self.parent.why_not(op)

@@ -6,9 +6,9 @@ through the shared client -> shape the reply (`results.py`). No operation has a 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import mcp.types as types
@@ -25,6 +25,25 @@ __all__ = [
     "tool_definition",
     "validate_arguments",
 ]
+
+
+class LocalToolLike(Protocol):
+    """A tool computed by this server (see local_tools.py): selectable, with its own definition."""
+
+    @property
+    def tool(self) -> str: ...
+    @property
+    def toolset(self) -> str: ...
+    @property
+    def read_only(self) -> bool: ...
+    @property
+    def deprecated(self) -> bool: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def full_path(self) -> str: ...
+    @property
+    def definition(self) -> types.Tool: ...
 
 
 def annotations_for(op: Operation) -> types.ToolAnnotations:
@@ -102,6 +121,7 @@ class ToolSurface:
         catalog: Catalog,
         selection: ToolSelection | None = None,
         *,
+        local_tools: Iterable[LocalToolLike] = (),
         read_only: bool = False,
         include_deprecated: bool = False,
     ) -> None:
@@ -109,14 +129,24 @@ class ToolSurface:
         self.selection = selection or ToolSelection.build(read_only=read_only, include_deprecated=include_deprecated)
         selected = [op for op in catalog if self.selection.allows(op)]
         self._ops = {op.tool: op for op in selected}
-        self.tools = [tool_definition(op) for op in selected]
+        self._all_local = {t.tool: t for t in local_tools}
+        self._local = {t.tool: t for t in self._all_local.values() if self.selection.allows(t)}
+        self.tools = [tool_definition(op) for op in selected] + [t.definition for t in self._local.values()]
 
     @property
     def read_only(self) -> bool:
         return self.selection.read_only
 
     def __contains__(self, name: str) -> bool:
-        return name in self._ops
+        return name in self._ops or name in self._local
+
+    def local(self, name: str) -> LocalToolLike | None:
+        """The local (non-catalog) tool of that name, when exposed."""
+        return self._local.get(name)
+
+    @property
+    def local_tools(self) -> tuple[LocalToolLike, ...]:
+        return tuple(self._local.values())
 
     def __iter__(self) -> Iterator[Operation]:
         return iter(self._ops.values())
@@ -129,6 +159,9 @@ class ToolSurface:
         op = self.catalog.get(name)
         if op is not None:
             return self.selection.why_not(op)
-        close = sorted(t for t in self._ops if name and (name in t or t in name))[:5]
+        local = self._all_local.get(name)
+        if local is not None:
+            return self.selection.why_not(local)
+        close = sorted(t for t in [*self._ops, *self._local] if name and (name in t or t in name))[:5]
         hint = f" Did you mean: {', '.join(close)}?" if close else " Call tools/list to see the available tools."
         return f"Unknown tool `{name}`.{hint}"

@@ -1,0 +1,434 @@
+"""Tools that are not one API operation each: waiting for an extraction, exporting a whole OData table, reading
+the skills bundle, and saying how the server is authenticated.
+
+Each is declared once (definition + toolset + read-only flag + handler) and goes through the same selection rules
+as the catalog's tools. `read_skill` and `auth_status` belong to the `core` toolset, present whatever toolsets are
+chosen (only `--exclude-tools` removes them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import csv
+import json
+import os
+import re
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mcp.types as types
+from mcp.server import ServerRequestContext
+
+from ..api.catalog import Catalog
+from ..api.client import InsightsClient
+from ..errors import InsightsError
+from ..settings import Settings
+from .results import error_result, refusal_result
+from .skills import load_skills
+from .tools import build_request
+
+__all__ = ["LOCAL_TOOLS", "LocalContext", "LocalTool", "export_path"]
+
+WAIT_LIMIT_SECONDS = 45  # under the ~60 s many hosts allow a tool call
+EDM = "{http://docs.oasis-open.org/odata/ns/edm}"
+_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+@dataclass
+class LocalContext:
+    """What a local tool may use: the shared client, the settings, the catalog and the MCP request."""
+
+    client: InsightsClient
+    settings: Settings
+    catalog: Catalog
+    request: ServerRequestContext[Any] | None
+
+
+Handler = Callable[[LocalContext, dict[str, Any]], Awaitable[types.CallToolResult]]
+
+
+@dataclass(frozen=True)
+class LocalTool:
+    """A tool implemented here rather than by one API call; quacks like an Operation for selection."""
+
+    tool: str
+    toolset: str
+    read_only: bool
+    definition: types.Tool
+    handler: Handler
+    deprecated: bool = False
+    method: str = "LOCAL"
+    full_path: str = "(computed by this server)"
+
+
+def _structured(text: str, data: dict[str, Any]) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(text=text)], structured_content=data)
+
+
+async def _api(ctx: LocalContext, tool: str, arguments: dict[str, Any]) -> Any:
+    """Call one catalog operation and return its body (errors raise)."""
+    request = build_request(ctx.catalog[tool], arguments)
+    response = await ctx.client.request(
+        request.method, request.path, params=request.params, json_body=request.json_body, accept=request.accept
+    )
+    return response.body
+
+
+# -- wait_for_extraction -----------------------------------------------------------------------------------------
+
+
+def _poll_interval(elapsed: float) -> float:
+    """Server-chosen pace: every second at first, then every 2, then every 3 seconds."""
+    return 1.0 if elapsed < 5 else 2.0 if elapsed < 20 else 3.0
+
+
+async def wait_for_extraction(ctx: LocalContext, arguments: dict[str, Any]) -> types.CallToolResult:
+    job_id = arguments["jobId"]
+    limit = float(arguments.get("waitSeconds", 40))
+    started = time.monotonic()
+    op = ctx.catalog["get_extraction_status"]
+    while True:
+        try:
+            body = await _api(ctx, "get_extraction_status", {"jobId": job_id})
+        except InsightsError as exc:
+            return error_result(op, exc, ctx.catalog, {"jobId": job_id})
+        status = body.get("status", {}) if isinstance(body, dict) else {}
+        state = str(status.get("state", "Unknown"))
+        elapsed = time.monotonic() - started
+        done = state not in ("Queued", "Running")
+        if ctx.request is not None:
+            await ctx.request.session.report_progress(
+                round(min(elapsed, limit), 1), limit, f"{state}: {status.get('reason')}"
+            )
+        interval = _poll_interval(elapsed)
+        if done or elapsed + interval > limit:
+            if done and state == "Succeeded":
+                step = "Read list_extraction_logs if containsIssues is true; otherwise the data is ready."
+            elif done:
+                step = "Read list_extraction_logs(jobId) to see why it failed, fix the mapping, run it again."
+            else:
+                step = "Still running: call wait_for_extraction again with the same jobId."
+            data = {
+                "jobId": job_id,
+                "state": state,
+                "reason": status.get("reason"),
+                "containsIssues": status.get("containsIssues"),
+                "done": done,
+                "waitedSeconds": round(elapsed, 1),
+                "nextStep": step,
+            }
+            return _structured(f"Extraction {job_id}: {state} after {elapsed:.0f} s. {step}", data)
+        await asyncio.sleep(interval)
+
+
+# -- export_odata_entity -----------------------------------------------------------------------------------------
+
+
+def export_path(settings: Settings, file_name: str) -> Path:
+    """The file inside the export directory; anything that would land elsewhere is refused."""
+    if not _FILE_NAME.match(file_name) or ".." in file_name:
+        raise ValueError(f"fileName {file_name!r} must be a plain file name (letters, digits, . _ -).")
+    root = Path(settings.export_dir).expanduser().resolve()
+    target = (root / file_name).resolve()
+    if target.parent != root:
+        raise ValueError(f"fileName {file_name!r} would leave the export directory.")
+    return target
+
+
+async def _columns(ctx: LocalContext, report_id: str, entity: str) -> list[str]:
+    xml = await _api(ctx, "get_odata_metadata", {"reportId": report_id})
+    root = ET.fromstring(xml)  # noqa: S314 - our own API's EDMX, not user input
+    for entity_type in root.iter(f"{EDM}EntityType"):
+        if entity_type.get("Name") == entity:
+            return [str(p.get("Name")) for p in entity_type.iter(f"{EDM}Property")]
+    return []
+
+
+async def export_odata_entity(ctx: LocalContext, arguments: dict[str, Any]) -> types.CallToolResult:
+    op = ctx.catalog["get_odata_entity_page"]
+    fmt = arguments.get("format", "csv")
+    entity = arguments["entityType"]
+    try:
+        target = export_path(ctx.settings, arguments.get("fileName") or f"{entity}.{fmt}")
+    except ValueError as exc:
+        return refusal_result(str(exc))
+    page_args = {k: arguments[k] for k in ("reportId", "region", "manifestId", "entityType")}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=".export-", dir=target.parent)
+    rows = 0
+    preview: list[dict[str, Any]] = []
+    try:
+        columns = await _columns(ctx, arguments["reportId"], entity)
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+            writer = csv.writer(out) if fmt == "csv" else None
+            if writer is not None and columns:
+                writer.writerow(columns)
+            sequence = 0
+            while True:  # one page in memory at a time, however big the table
+                page = await _api(ctx, "get_odata_entity_page", {**page_args, "sequence": sequence})
+                values = page.get("value", []) if isinstance(page, dict) else []
+                if not columns and values:
+                    columns = list(values[0])
+                    if writer is not None:
+                        writer.writerow(columns)
+                for row in values:
+                    if writer is not None:
+                        writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
+                    else:
+                        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    if len(preview) < 5:
+                        preview.append(row)
+                rows += len(values)
+                if not isinstance(page, dict) or "@odata.nextLink" not in page:
+                    break
+                sequence += 1
+        os.replace(temp_name, target)  # the file appears whole or not at all
+    except InsightsError as exc:
+        Path(temp_name).unlink(missing_ok=True)  # noqa: ASYNC240 - one local unlink, microseconds
+        return error_result(op, exc, ctx.catalog, arguments)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)  # noqa: ASYNC240 - one local unlink, microseconds
+        raise
+    data = {"rows": rows, "columns": columns, "format": fmt, "preview": preview}
+    summary = f"Exported {rows} rows of {entity} ({len(columns)} columns) as {fmt}"
+    if ctx.settings.transport == "http":
+        uri = f"insights://exports/{target.name}"
+        mime = "text/csv" if fmt == "csv" else "application/jsonl"
+        data["uri"] = uri
+        link = types.ResourceLink(uri=uri, name=target.name, mime_type=mime, size=target.stat().st_size)
+        return types.CallToolResult(
+            content=[types.TextContent(text=f"{summary}: {uri}"), link], structured_content=data
+        )
+    data["path"] = str(target)
+    return _structured(f"{summary} to {target}.", data)
+
+
+# -- read_skill and auth_status ----------------------------------------------------------------------------------
+
+
+async def read_skill(ctx: LocalContext, arguments: dict[str, Any]) -> types.CallToolResult:
+    skills = load_skills()
+    skill = arguments.get("skill")
+    if not skill:
+        return types.CallToolResult(content=[types.TextContent(text=json.dumps(skills.manifest(), indent=1))])
+    try:
+        found = skills.read(skill, arguments.get("path") or "SKILL.md")
+    except KeyError as exc:
+        return refusal_result(str(exc.args[0]))
+    return types.CallToolResult(content=[types.TextContent(text=found.text)])
+
+
+def _claims(token: str) -> dict[str, Any]:
+    """Claims of a JWT, read without verification, only to say who is signed in (never the token itself)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return {}
+    try:
+        data = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, TypeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+async def auth_status(ctx: LocalContext, arguments: dict[str, Any]) -> types.CallToolResult:
+    settings = ctx.settings
+    backend = settings.resolved_backend
+    data: dict[str, Any] = {
+        "backend": backend,
+        "apiBaseUrl": settings.api_base_url if backend == "bentley" else "in-process sandbox",
+    }
+    if backend == "sandbox":
+        data.update(
+            credential="none needed",
+            identity="sandbox.user@example.com",
+            signedIn=True,
+            nextStep="Sample data only. To use Bentley's service, restart the server with ITWIN_ACCESS_TOKEN "
+            "or ITWIN_CLIENT_ID + ITWIN_CLIENT_SECRET in its environment.",
+        )
+    elif settings.access_token:
+        claims = _claims(settings.access_token)
+        expires = claims.get("exp")
+        expired = isinstance(expires, int | float) and expires < time.time()
+        data.update(
+            credential="static access token (ITWIN_ACCESS_TOKEN)",
+            identity=claims.get("email") or claims.get("sub") or "unknown (opaque token)",
+            scopes=claims.get("scope"),
+            expiresAt=expires,
+            signedIn=not expired,
+            nextStep="The token has expired: ask the user for a fresh ITWIN_ACCESS_TOKEN and a restart."
+            if expired
+            else "Static tokens last about an hour; service credentials refresh themselves.",
+        )
+    else:
+        data.update(
+            credential="service app client credentials",
+            identity=f"client {settings.client_id}",
+            scopes=settings.scopes,
+            signedIn=True,
+            nextStep="Tokens are fetched and refreshed automatically.",
+        )
+    text = f"Backend: {backend}; credential: {data['credential']}; identity: {data['identity']}. {data['nextStep']}"
+    return _structured(text, data)
+
+
+def _tool(
+    name: str,
+    title: str,
+    description: str,
+    schema: dict[str, Any],
+    *,
+    read_only: bool,
+    output: dict[str, Any] | None = None,
+    idempotent: bool | None = None,
+) -> types.Tool:
+    return types.Tool(
+        name=name,
+        title=title,
+        description=description,
+        input_schema={"type": "object", "additionalProperties": False, **schema},
+        output_schema=output,
+        annotations=types.ToolAnnotations(
+            title=title,
+            read_only_hint=read_only,
+            destructive_hint=None if read_only else False,
+            idempotent_hint=idempotent,
+            open_world_hint=name != "read_skill",
+        ),
+    )
+
+
+_ODATA_ARGS = {
+    "reportId": {"type": "string", "description": "Report id (GUID)."},
+    "region": {"type": "string", "description": "First segment of the entity url in the service document."},
+    "manifestId": {"type": "string", "description": "Second segment of the entity url."},
+    "entityType": {"type": "string", "description": "Entity set name (third segment of the url)."},
+}
+
+LOCAL_TOOLS: tuple[LocalTool, ...] = (
+    LocalTool(
+        "wait_for_extraction",
+        "extraction",
+        True,
+        _tool(
+            "wait_for_extraction",
+            "Wait for an extraction",
+            f"Wait (at most {WAIT_LIMIT_SECONDS} s) for an extraction to finish, with progress; returns its state.",
+            {
+                "properties": {
+                    "jobId": {"type": "string", "minLength": 1, "description": "Run id from run_extraction."},
+                    "waitSeconds": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": WAIT_LIMIT_SECONDS,
+                        "description": f"Longest wait in seconds (default 40, at most {WAIT_LIMIT_SECONDS}).",
+                    },
+                },
+                "required": ["jobId"],
+            },
+            read_only=True,
+            output={
+                "type": "object",
+                "required": ["jobId", "state", "done"],
+                "properties": {
+                    "jobId": {"type": "string"},
+                    "state": {"type": "string"},
+                    "reason": {"type": ["string", "null"]},
+                    "containsIssues": {"type": ["boolean", "null"]},
+                    "done": {"type": "boolean"},
+                    "waitedSeconds": {"type": "number"},
+                    "nextStep": {"type": "string"},
+                },
+            },
+        ),
+        wait_for_extraction,
+    ),
+    LocalTool(
+        "export_odata_entity",
+        "odata",
+        False,
+        _tool(
+            "export_odata_entity",
+            "Export an OData table to a file",
+            "Stream every page of an OData entity set to a CSV or JSON Lines file in the export directory.",
+            {
+                "properties": {
+                    **_ODATA_ARGS,
+                    "format": {"type": "string", "enum": ["csv", "jsonl"], "description": "Default csv."},
+                    "fileName": {
+                        "type": "string",
+                        "pattern": _FILE_NAME.pattern,
+                        "maxLength": 100,
+                        "description": "File name inside the export directory (default: entity name).",
+                    },
+                },
+                "required": ["reportId", "region", "manifestId", "entityType"],
+            },
+            read_only=False,
+            idempotent=True,
+            output={
+                "type": "object",
+                "required": ["rows", "columns"],
+                "properties": {
+                    "rows": {"type": "integer"},
+                    "columns": {"type": "array", "items": {"type": "string"}},
+                    "format": {"type": "string"},
+                    "path": {"type": "string"},
+                    "uri": {"type": "string"},
+                    "preview": {"type": "array", "items": {"type": "object"}},
+                },
+            },
+        ),
+        export_odata_entity,
+    ),
+    LocalTool(
+        "read_skill",
+        "core",
+        True,
+        _tool(
+            "read_skill",
+            "Read a skill",
+            "Read the Insights skills: no arguments lists them; `skill` (and `path`) returns one file's text.",
+            {
+                "properties": {
+                    "skill": {"type": "string", "description": "Skill name, e.g. insights-reporting."},
+                    "path": {"type": "string", "description": "File in the skill (default SKILL.md)."},
+                }
+            },
+            read_only=True,
+        ),
+        read_skill,
+    ),
+    LocalTool(
+        "auth_status",
+        "core",
+        True,
+        _tool(
+            "auth_status",
+            "Authentication status",
+            "Say which backend this server uses, who it is signed in as and what to do if not (never the token).",
+            {"properties": {}},
+            read_only=True,
+            output={
+                "type": "object",
+                "required": ["backend", "credential", "signedIn"],
+                "properties": {
+                    "backend": {"type": "string"},
+                    "apiBaseUrl": {"type": "string"},
+                    "credential": {"type": "string"},
+                    "identity": {"type": ["string", "null"]},
+                    "scopes": {"type": ["string", "null"]},
+                    "expiresAt": {"type": ["number", "null"]},
+                    "signedIn": {"type": "boolean"},
+                    "nextStep": {"type": "string"},
+                },
+            },
+        ),
+        auth_status,
+    ),
+)

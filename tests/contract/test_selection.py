@@ -35,15 +35,20 @@ async def names(client: Client) -> set[str]:
 
 
 # Tools this server computes itself: (toolset, read-only). `core` tools are there whatever the toolsets.
-LOCAL = {"wait_for_extraction": ("extraction", True), "export_odata_entity": ("odata", False),
-         "read_skill": ("core", True), "auth_status": ("core", True)}
+LOCAL = {
+    "wait_for_extraction": ("extraction", True),
+    "export_odata_entity": ("odata", False),
+    "read_skill": ("core", True),
+    "auth_status": ("core", True),
+}
 CORE = {name for name, (toolset, _) in LOCAL.items() if toolset == "core"}
 ALL = {op.tool for op in CATALOG.current()} | set(LOCAL)
 
 
 def of(toolset: str) -> set[str]:
     return {op.tool for op in CATALOG.current() if op.toolset == toolset} | {
-        name for name, (ts, _) in LOCAL.items() if ts == toolset}
+        name for name, (ts, _) in LOCAL.items() if ts == toolset
+    }
 
 
 def reads(names: set[str]) -> set[str]:

@@ -79,8 +79,14 @@ async def test_headers_narrow_but_never_widen(sandbox_db: str) -> None:
         everything = await list_over_http(url, {})
         assert everything and all(not n.startswith(("list_mappings", "create_group")) for n in everything)
         odata = await list_over_http(url, {"X-MCP-Toolsets": "odata"})
-        assert odata == {"get_odata_service", "get_odata_metadata", "get_odata_entity_page", "export_odata_entity",
-                         "read_skill", "auth_status"}
+        assert odata == {
+            "get_odata_service",
+            "get_odata_metadata",
+            "get_odata_entity_page",
+            "export_odata_entity",
+            "read_skill",
+            "auth_status",
+        }
         read_only = await list_over_http(url, {"X-MCP-Read-Only": "true"})
         assert read_only and "create_report" not in read_only and "get_report" in read_only
         widened = await list_over_http(url, {"X-MCP-Toolsets": "mappings", "X-MCP-Tools": "list_mappings"})

@@ -23,7 +23,11 @@ async def test_stdio_session_lists_every_tool_and_calls_one(sandbox_db: str, mod
         tools = await client.list_tools()
         names = {t.name for t in tools.tools}
         assert names == {op.tool for op in load_catalog().current()} | {
-            "wait_for_extraction", "export_odata_entity", "read_skill", "auth_status"}
+            "wait_for_extraction",
+            "export_odata_entity",
+            "read_skill",
+            "auth_status",
+        }
         assert len([op for op in load_catalog().current() if op.family.name == "reporting-v1"]) == 60
         result = await client.call_tool("list_imodels", {"iTwinId": ITWIN_ID})
         assert not result.is_error

@@ -10,6 +10,7 @@ from typing import Any
 
 import mcp.types as types
 from mcp.server import Server, ServerRequestContext
+from mcp.shared.exceptions import MCPError
 
 from .. import __version__
 from ..api.catalog import Catalog, load_catalog
@@ -18,12 +19,15 @@ from ..settings import Settings
 from .compact import call_compact, compact_tools
 from .dispatch import CallEnv, invoke
 from .local_tools import LOCAL_TOOLS
+from .resources import ResourceProvider
 from .selection import ToolSelection
 from .tools import ToolSurface
 
 __all__ = ["INSTRUCTIONS", "build_server", "selection_for"]
 
 _MAX_NARROWED = 64  # distinct per-request selections kept
+RESOURCE_NOT_FOUND = -32002  # the MCP spec's code for an unknown resource
+INVALID_PARAMS = -32602
 
 
 INSTRUCTIONS = """\
@@ -94,6 +98,42 @@ def build_server(settings: Settings, client: InsightsClient, *, catalog: Catalog
             return await call_compact(surface, env, params.name, arguments)
         return await invoke(surface, env, params.name, arguments)
 
+    provider = ResourceProvider(client, catalog, settings)
+
+    async def list_resources(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        return types.ListResourcesResult(resources=provider.list_resources())
+
+    async def list_templates(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        return types.ListResourceTemplatesResult(resource_templates=provider.list_templates())
+
+    async def read_resource(
+        ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
+        try:
+            return await provider.read(str(params.uri))
+        except ValueError as exc:
+            raise MCPError(RESOURCE_NOT_FOUND, str(exc)) from None
+
+    async def list_prompts(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListPromptsResult:
+        return types.ListPromptsResult(prompts=provider.list_prompts())
+
+    async def get_prompt(ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams) -> types.GetPromptResult:
+        try:
+            return provider.get_prompt(params.name, dict(params.arguments or {}))
+        except ValueError as exc:
+            raise MCPError(INVALID_PARAMS, str(exc)) from None
+
+    async def complete(ctx: ServerRequestContext[Any], params: types.CompleteRequestParams) -> types.CompleteResult:
+        context = dict(params.context.arguments or {}) if params.context else {}
+        completion = await provider.complete(params.argument.name, params.argument.value, context)
+        return types.CompleteResult(completion=completion)
+
     def input_schema(name: str) -> dict[str, Any] | None:
         if compact:
             return next((t.input_schema for t in compact_tools(base) if t.name == name), None)
@@ -111,4 +151,10 @@ def build_server(settings: Settings, client: InsightsClient, *, catalog: Catalog
         get_tool_input_schema=input_schema,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
+        on_list_resources=list_resources,
+        on_list_resource_templates=list_templates,
+        on_read_resource=read_resource,
+        on_list_prompts=list_prompts,
+        on_get_prompt=get_prompt,
+        on_completion=complete,
     )

@@ -1,4 +1,4 @@
-"""The `itwin-insights-mcp` command: serve (stdio | http), sandbox serve/generate, tools.
+"""The `itwin-insights-mcp` command: serve (stdio | http), sandbox serve/generate, demo, tools.
 
 `main(argv)` takes its arguments so tests call it directly; `entrypoint()` only passes `sys.argv[1:]`.
 Errors the user can fix end as one line on stderr with a TIP and exit code 2; nothing but protocol goes to stdout
@@ -83,6 +83,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sb_gen.add_argument("--name", default=None, help="iModel display name")
     sb_gen.add_argument("--seed", type=int, default=0, help="random seed (same seed, same iModel)")
 
+    sub.add_parser("demo", help="run the whole workflow against a fresh sandbox and print what it made")
     tools = sub.add_parser("tools", help="list the tools this server exposes")
     tools.add_argument("--markdown", action="store_true", help="print the README's tool table")
     tools.add_argument("--read-only", action="store_true", default=None, help="only the read tools")
@@ -210,6 +211,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_serve_sandbox(args.host, args.port, settings, args.token or settings.sandbox_token))
         elif args.command == "sandbox" and args.sandbox_command == "generate":
             _generate(settings.sandbox_db, args.elements, args.name, args.seed)
+        elif args.command == "demo":
+            from .demo import run_demo
+
+            asyncio.run(run_demo())
         elif args.command == "tools":
             _print_tools(settings, args.markdown)
         else:

@@ -67,48 +67,97 @@ async def _workflow(say: Callable[[str], None]) -> dict[str, int]:
             for name, query in GROUPS.items():
                 group = (await _call(client, "create_group", **ids, groupName=name, query=query))["group"]
                 gids = {**ids, "groupId": group["id"]}
-                await _call(client, "create_group_property", **gids, propertyName="Material", dataType="String",
-                            ecProperties=MATERIAL)
+                await _call(
+                    client,
+                    "create_group_property",
+                    **gids,
+                    propertyName="Material",
+                    dataType="String",
+                    ecProperties=MATERIAL,
+                )
                 await _call(client, "create_calculated_property", **gids, propertyName="Volume", type="Volume")
                 await _call(client, "create_calculated_property", **gids, propertyName="Area", type="Area")
-                await _call(client, "create_custom_calculation", **gids, propertyName="Cost",
-                            formula="Volume * 150", quantityType="Monetary")
-            say("3. Columns per group: Material (EC property), Volume and Area (calculated), Cost = Volume * 150 (formula)")
+                await _call(
+                    client,
+                    "create_custom_calculation",
+                    **gids,
+                    propertyName="Cost",
+                    formula="Volume * 150",
+                    quantityType="Monetary",
+                )
+            say(
+                "3. Columns per group: Material (EC property), Volume and Area (calculated), Cost = Volume * 150 (formula)"
+            )
             run = (await _call(client, "run_extraction", imodelId=imodel["id"]))["run"]
             status = await _call(client, "wait_for_extraction", jobId=run["id"])
             while not status["done"]:
                 status = await _call(client, "wait_for_extraction", jobId=run["id"])
             say(f"4. Extraction {status['state']} in {status['waitedSeconds']} s")
-            table_set = (await _call(client, "create_aggregation_table_set", tableSetName="Totals",
-                                     datasourceId=mapping["id"], datasourceType="IModelMapping"))["aggregationTableSet"]
-            table = (await _call(client, "create_aggregation_table", aggregationTableSetId=table_set["id"],
-                                 tableName="WallsByMaterial", sourceTableName="Walls"))["aggregationTable"]
+            table_set = (
+                await _call(
+                    client,
+                    "create_aggregation_table_set",
+                    tableSetName="Totals",
+                    datasourceId=mapping["id"],
+                    datasourceType="IModelMapping",
+                )
+            )["aggregationTableSet"]
+            table = (
+                await _call(
+                    client,
+                    "create_aggregation_table",
+                    aggregationTableSetId=table_set["id"],
+                    tableName="WallsByMaterial",
+                    sourceTableName="Walls",
+                )
+            )["aggregationTable"]
             tids = {"aggregationTableSetId": table_set["id"], "aggregationTableId": table["id"]}
-            for prop, source, kind in (("Material", "Material", "GroupBy"), ("Walls", "ECInstanceId", "Count"),
-                                       ("Volume", "Volume", "Sum"), ("Cost", "Cost", "Sum")):
-                await _call(client, "create_aggregation_property", **tids, propertyName=prop,
-                            sourcePropertyName=source, type=kind)
-            report = (await _call(client, "create_report", projectId=itwin["id"],
-                                  displayName="Quantity take-off"))["report"]
-            await _call(client, "create_report_mapping", reportId=report["id"], mappingId=mapping["id"],
-                        imodelId=imodel["id"])
-            await _call(client, "create_report_aggregation", reportId=report["id"],
-                        aggregationTableSetId=table_set["id"])
+            for prop, source, kind in (
+                ("Material", "Material", "GroupBy"),
+                ("Walls", "ECInstanceId", "Count"),
+                ("Volume", "Volume", "Sum"),
+                ("Cost", "Cost", "Sum"),
+            ):
+                await _call(
+                    client,
+                    "create_aggregation_property",
+                    **tids,
+                    propertyName=prop,
+                    sourcePropertyName=source,
+                    type=kind,
+                )
+            report = (await _call(client, "create_report", projectId=itwin["id"], displayName="Quantity take-off"))[
+                "report"
+            ]
+            await _call(
+                client, "create_report_mapping", reportId=report["id"], mappingId=mapping["id"], imodelId=imodel["id"]
+            )
+            await _call(
+                client, "create_report_aggregation", reportId=report["id"], aggregationTableSetId=table_set["id"]
+            )
             say(f"5. Report 'Quantity take-off' ({report['id']}) publishes the mapping and the Totals aggregation")
             service = await _call(client, "get_odata_service", reportId=report["id"])
             counts: dict[str, int] = {}
             say("\n   OData entity set                 rows")
             for entity in service["value"]:
                 region, manifest, name = entity["url"].split("/")
-                page = await _call(client, "get_odata_entity_page", reportId=report["id"], region=region,
-                                   manifestId=manifest, entityType=name)
+                page = await _call(
+                    client,
+                    "get_odata_entity_page",
+                    reportId=report["id"],
+                    region=region,
+                    manifestId=manifest,
+                    entityType=name,
+                )
                 counts[name] = int(page["rowsInPage"])
                 say(f"   {name:<32} {counts[name]:>5}")
                 if name == "Totals_WallsByMaterial":
                     preview = page["value"]
             say("\n   Preview of Totals_WallsByMaterial:")
             for row in preview:
-                say(f"   {row['Material']:<20} walls {row['Walls']:>4}   {row['Volume']:>9.2f} m3   "
-                    f"{row['Cost']:>11,.2f} EUR")
+                say(
+                    f"   {row['Material']:<20} walls {row['Walls']:>4}   {row['Volume']:>9.2f} m3   "
+                    f"{row['Cost']:>11,.2f} EUR"
+                )
     say(f"\nDone in {time.perf_counter() - started:.1f} s. Feed URL: /insights/reporting/odata/{report['id']}")
     return counts

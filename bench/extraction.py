@@ -57,7 +57,7 @@ async def run(db: str, elements: int) -> dict[str, Any]:
             group = (
                 await http.post(
                     f"{mappings}/{mapping['id']}/groups",
-                    json={"groupName": "Physical", "query": "SELECT * FROM bis.PhysicalElement"},
+                    json={"groupName": "Geometric", "query": "SELECT * FROM bis.GeometricElement3d"},
                 )
             ).json()["group"]
             base = f"{mappings}/{mapping['id']}/groups/{group['id']}"
@@ -89,9 +89,9 @@ async def run(db: str, elements: int) -> dict[str, Any]:
             extraction_s = time.perf_counter() - started
             logs = (await http.get(f"{RP}/datasources/extraction/status/{run_id}/logs")).json()["logs"]
             extracted = next(
-                int(m.split("Physical: ")[1].split(" rows")[0])
+                int(m.split("Geometric: ")[1].split(" rows")[0])
                 for m in (e["message"] or "" for e in logs)
-                if "Physical: " in m
+                if "Geometric: " in m
             )
             rss_after_extraction = peak_rss_mb()
 

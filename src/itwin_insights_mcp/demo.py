@@ -85,9 +85,7 @@ async def _workflow(say: Callable[[str], None]) -> dict[str, int]:
                     formula="Volume * 150",
                     quantityType="Monetary",
                 )
-            say(
-                "3. Columns per group: Material (EC property), Volume and Area (calculated), Cost = Volume * 150"
-            )
+            say("3. Columns per group: Material (EC property), Volume and Area (calculated), Cost = Volume * 150")
             run = (await _call(client, "run_extraction", imodelId=imodel["id"]))["run"]
             status = await _call(client, "wait_for_extraction", jobId=run["id"])
             while not status["done"]:

@@ -12,7 +12,7 @@ from platformdirs import user_data_dir
 
 from .errors import ConfigError
 
-__all__ = ["ENV_VARS", "Backend", "Mode", "Settings", "Transport"]
+__all__ = ["ENV_DESCRIPTIONS", "ENV_VARS", "SECRET_ENV_VARS", "Backend", "Mode", "Settings", "Transport"]
 
 Backend = Literal["auto", "sandbox", "bentley"]
 Transport = Literal["stdio", "http"]
@@ -169,3 +169,34 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "ITWIN_INSIGHTS_MAX_RETRIES": ("max_retries", "int"),
     "ITWIN_INSIGHTS_LOG_LEVEL": ("log_level", "str"),
 }
+
+# What each variable means (the README's table, server.json and the bundle manifest are generated from it).
+ENV_DESCRIPTIONS: dict[str, str] = {
+    "ITWIN_INSIGHTS_BACKEND": "auto (Bentley when credentials exist, else sandbox), sandbox or bentley",
+    "ITWIN_API_BASE_URL": "Bentley API host",
+    "ITWIN_AUTHORITY": "IMS authority (token endpoint discovered from it)",
+    "ITWIN_ACCESS_TOKEN": "a bearer token for the Bentley backend",
+    "ITWIN_CLIENT_ID": "service-app client id",
+    "ITWIN_CLIENT_SECRET": "service-app client secret",
+    "ITWIN_SCOPES": "OAuth scopes",
+    "INSIGHTS_SANDBOX_DB": "sandbox SQLite file; :memory: for a throwaway one",
+    "INSIGHTS_SANDBOX_TOKEN": "make the HTTP sandbox accept only this bearer token",
+    "INSIGHTS_SANDBOX_ODATA_PAGE_SIZE": "rows per OData entity page in the sandbox",
+    "ITWIN_INSIGHTS_TRANSPORT": "stdio or http",
+    "ITWIN_INSIGHTS_HOST": "HTTP bind address",
+    "ITWIN_INSIGHTS_PORT": "HTTP port",
+    "ITWIN_INSIGHTS_ALLOWED_HOSTS": "extra Host names accepted over HTTP (comma list)",
+    "ITWIN_INSIGHTS_ALLOWED_ORIGINS": "extra Origins accepted over HTTP (comma list)",
+    "ITWIN_INSIGHTS_READ_ONLY": "expose and allow only read tools (nothing re-enables writes)",
+    "ITWIN_INSIGHTS_INCLUDE_DEPRECATED": "also expose the deprecated per-iModel extraction status",
+    "ITWIN_INSIGHTS_TOOLSETS": "toolsets to expose (comma list, see below)",
+    "ITWIN_INSIGHTS_TOOLS": "single tools to expose (added to the toolsets; alone, only these)",
+    "ITWIN_INSIGHTS_EXCLUDE_TOOLS": "tools to hide (wins over --tools and --toolsets)",
+    "ITWIN_INSIGHTS_MODE": "full (one tool per operation) or compact (two tools)",
+    "ITWIN_INSIGHTS_EXPORT_DIR": "the only folder export_odata_entity writes to",
+    "ITWIN_INSIGHTS_MAX_ROWS": "OData rows kept in one tool result (the rest: next page or export)",
+    "ITWIN_INSIGHTS_TIMEOUT": "seconds per upstream request",
+    "ITWIN_INSIGHTS_MAX_RETRIES": "retries of 429 (any method) and 502/503/504 or connection errors (GET/PUT/DELETE only)",
+    "ITWIN_INSIGHTS_LOG_LEVEL": "log level (logs go to stderr)",
+}
+SECRET_ENV_VARS = frozenset({"ITWIN_ACCESS_TOKEN", "ITWIN_CLIENT_SECRET", "INSIGHTS_SANDBOX_TOKEN"})

@@ -196,7 +196,8 @@ ENV_DESCRIPTIONS: dict[str, str] = {
     "ITWIN_INSIGHTS_EXPORT_DIR": "the only folder export_odata_entity writes to",
     "ITWIN_INSIGHTS_MAX_ROWS": "OData rows kept in one tool result (the rest: next page or export)",
     "ITWIN_INSIGHTS_TIMEOUT": "seconds per upstream request",
-    "ITWIN_INSIGHTS_MAX_RETRIES": "retries of 429 (any method) and 502/503/504 or connection errors (GET/PUT/DELETE only)",
+    "ITWIN_INSIGHTS_MAX_RETRIES": "retries of 429 (any method) and of 502/503/504 or connection errors "
+    "(GET/PUT/DELETE only)",
     "ITWIN_INSIGHTS_LOG_LEVEL": "log level (logs go to stderr)",
 }
 SECRET_ENV_VARS = frozenset({"ITWIN_ACCESS_TOKEN", "ITWIN_CLIENT_SECRET", "INSIGHTS_SANDBOX_TOKEN"})

@@ -64,6 +64,11 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tools", type=_csv, help=_env_help("tools", "single tools to expose"))
     serve.add_argument("--exclude-tools", type=_csv, help=_env_help("exclude_tools", "tools to hide (wins)"))
     serve.add_argument("--mode", choices=["full", "compact"], help=_env_help("mode", "full or compact tool surface"))
+    serve.add_argument(
+        "--profile",
+        choices=["reporting-v1", "current", "all"],
+        help=_env_help("profile", "which API families (default reporting-v1)"),
+    )
     serve.add_argument("--export-dir", help=_env_help("export_dir", "the only folder export_odata_entity writes to"))
     serve.add_argument("--max-rows", type=int, help=_env_help("max_rows", "OData rows per tool result (default 50)"))
     serve.add_argument("--allowed-hosts", type=_csv, help=_env_help("allowed_hosts", "extra allowed Host names"))
@@ -109,6 +114,7 @@ def _settings_from(args: argparse.Namespace) -> Settings:
         "tools": getattr(args, "tools", None),
         "exclude_tools": getattr(args, "exclude_tools", None),
         "mode": getattr(args, "mode", None),
+        "profile": getattr(args, "profile", None),
         "export_dir": getattr(args, "export_dir", None),
         "max_rows": getattr(args, "max_rows", None),
         "allowed_origins": getattr(args, "allowed_origins", None),

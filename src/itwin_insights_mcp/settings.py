@@ -12,11 +12,19 @@ from platformdirs import user_data_dir
 
 from .errors import ConfigError
 
-__all__ = ["ENV_DESCRIPTIONS", "ENV_VARS", "SECRET_ENV_VARS", "Backend", "Mode", "Settings", "Transport"]
+__all__ = ["ENV_DESCRIPTIONS", "ENV_VARS", "PROFILES", "SECRET_ENV_VARS", "Backend", "Mode", "Settings", "Transport"]
 
 Backend = Literal["auto", "sandbox", "bentley"]
 Transport = Literal["stdio", "http"]
 Mode = Literal["full", "compact"]
+Profile = Literal["reporting-v1", "current", "all"]
+
+# The toolsets each profile exposes when --toolsets is not given (None: every toolset).
+PROFILES: dict[str, tuple[str, ...] | None] = {
+    "reporting-v1": ("context", "mappings", "properties", "extraction", "reports", "aggregations", "odata"),
+    "current": ("context", "gm_mappings", "gm_extraction", "reports", "odata", "api_keys"),
+    "all": None,
+}
 
 DEFAULT_API_BASE_URL = "https://api.bentley.com"
 DEFAULT_AUTHORITY = "https://ims.bentley.com"
@@ -58,6 +66,7 @@ class Settings:
     tools: tuple[str, ...] = ()
     exclude_tools: tuple[str, ...] = ()
     mode: Mode = "full"
+    profile: Profile = "reporting-v1"
     export_dir: str = field(default_factory=default_export_dir)
     max_rows: int = 50
     timeout_seconds: float = 30.0
@@ -79,6 +88,8 @@ class Settings:
             raise ConfigError(f"ITWIN_INSIGHTS_BACKEND must be auto, sandbox or bentley, not {self.backend!r}.")
         if self.transport not in ("stdio", "http"):
             raise ConfigError(f"--transport must be stdio or http, not {self.transport!r}.")
+        if self.profile not in PROFILES:
+            raise ConfigError(f"--profile must be one of {', '.join(PROFILES)}, not {self.profile!r}.")
         if self.mode not in ("full", "compact"):
             raise ConfigError(f"--mode must be full or compact, not {self.mode!r}.")
         if bool(self.client_id) != bool(self.client_secret) and not self.access_token:
@@ -163,6 +174,7 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "ITWIN_INSIGHTS_TOOLS": ("tools", "list"),
     "ITWIN_INSIGHTS_EXCLUDE_TOOLS": ("exclude_tools", "list"),
     "ITWIN_INSIGHTS_MODE": ("mode", "str"),
+    "ITWIN_INSIGHTS_PROFILE": ("profile", "str"),
     "ITWIN_INSIGHTS_EXPORT_DIR": ("export_dir", "str"),
     "ITWIN_INSIGHTS_MAX_ROWS": ("max_rows", "int"),
     "ITWIN_INSIGHTS_TIMEOUT": ("timeout_seconds", "float"),
@@ -193,6 +205,8 @@ ENV_DESCRIPTIONS: dict[str, str] = {
     "ITWIN_INSIGHTS_TOOLS": "single tools to expose (added to the toolsets; alone, only these)",
     "ITWIN_INSIGHTS_EXCLUDE_TOOLS": "tools to hide (wins over --tools and --toolsets)",
     "ITWIN_INSIGHTS_MODE": "full (one tool per operation) or compact (two tools)",
+    "ITWIN_INSIGHTS_PROFILE": "reporting-v1 (the documented Insights API), current (as Bentley's tools work today) "
+    "or all",
     "ITWIN_INSIGHTS_EXPORT_DIR": "the only folder export_odata_entity writes to",
     "ITWIN_INSIGHTS_MAX_ROWS": "OData rows kept in one tool result (the rest: next page or export)",
     "ITWIN_INSIGHTS_TIMEOUT": "seconds per upstream request",

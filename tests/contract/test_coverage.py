@@ -28,7 +28,7 @@ def called(helper: str) -> set[str]:
 
 @pytest.mark.parametrize("tool", sorted(op.tool for op in load_catalog()))
 def test_tool_has_a_happy_and_an_error_path(tool: str) -> None:
-    happy = called("ok") | set(re.findall(r'call_tool\("([a-z0-9_]+)"', SOURCES))
+    happy = called("ok") | set(re.findall(r'call_tool\(\s*"([a-z0-9_]+)"', SOURCES))
     assert tool in happy, f"no contract test calls {tool} successfully"
     assert tool in called("fails"), f"no contract test drives {tool} into an error"
 

@@ -21,7 +21,7 @@ async def test_report_lifecycle_with_soft_delete_and_restore(mcp: Client) -> Non
     report = await new_report(mcp)
     assert report["deleted"] is False
     assert report["_links"]["project"]["href"].endswith(f"/projects/{ITWIN_ID}")
-    assert report["_links"]["odata"]["href"].endswith(f"/insights/reporting/odata/{report['id']}")
+    assert report["_links"]["odata"]["href"].endswith(f"/insights/reporting/odata/{report['id']}?api-version=v1")
     assert (await ok(mcp, "get_report", reportId=report["id"]))["report"]["displayName"] == "Quantities"
     renamed = (await ok(mcp, "update_report", reportId=report["id"], displayName="QTO"))["report"]
     assert renamed["displayName"] == "QTO" and renamed["description"] == "d"

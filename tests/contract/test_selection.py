@@ -13,7 +13,7 @@ from itwin_insights_mcp.api.catalog import load_catalog
 from itwin_insights_mcp.backend import open_client
 from itwin_insights_mcp.errors import ConfigError
 from itwin_insights_mcp.server.app import build_server
-from itwin_insights_mcp.settings import Settings
+from itwin_insights_mcp.settings import PROFILES, Settings
 
 from ..conftest import BUILDING_ID, ITWIN_ID
 from .helpers import fails, ok
@@ -42,7 +42,8 @@ LOCAL = {
     "auth_status": ("core", True),
 }
 CORE = {name for name, (toolset, _) in LOCAL.items() if toolset == "core"}
-ALL = {op.tool for op in CATALOG.current()} | set(LOCAL)
+DEFAULT_TOOLSETS = set(PROFILES["reporting-v1"] or ())
+ALL = {op.tool for op in CATALOG.current() if op.toolset in DEFAULT_TOOLSETS} | set(LOCAL)
 
 
 def of(toolset: str) -> set[str]:
@@ -61,7 +62,7 @@ def reads(names: set[str]) -> set[str]:
         ({}, ALL),
         ({"toolsets": ("odata",)}, of("odata") | CORE),
         ({"toolsets": ("odata", "context")}, of("odata") | of("context") | CORE),
-        ({"toolsets": ("all",)}, ALL),
+        ({"toolsets": ("all",)}, {op.tool for op in CATALOG.current()} | set(LOCAL)),  # every family
         ({"tools": ("get_report",)}, {"get_report"} | CORE),
         ({"toolsets": ("odata",), "tools": ("get_report",)}, of("odata") | {"get_report"} | CORE),
         ({"toolsets": ("reports",), "exclude_tools": ("delete_report",)}, of("reports") - {"delete_report"} | CORE),

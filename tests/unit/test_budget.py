@@ -9,34 +9,47 @@ from __future__ import annotations
 import pytest
 
 from itwin_insights_mcp.api.catalog import load_catalog
+from itwin_insights_mcp.server.app import selection_for
 from itwin_insights_mcp.server.budget import cost_of
 from itwin_insights_mcp.server.compact import compact_tools
-from itwin_insights_mcp.server.selection import ToolSelection
+from itwin_insights_mcp.server.local_tools import LOCAL_TOOLS
 from itwin_insights_mcp.server.tools import ToolSurface
+from itwin_insights_mcp.settings import Settings
 
 CATALOG = load_catalog()
 
 # cl100k tokens of the tools/list payload.
 BUDGETS = {
-    "all": 20_500,
-    "read-only": 10_000,
+    "profile:reporting-v1": 21_500,
+    "profile:current": 16_000,
+    "profile:all": 33_200,
+    "read-only": 10_500,
     "compact": 400,
-    "context": 2_450,
-    "mappings": 3_300,
-    "properties": 5_600,
-    "extraction": 1_200,
-    "reports": 2_700,
-    "aggregations": 4_800,
-    "odata": 650,
+    "context": 2_750,
+    "mappings": 3_600,
+    "properties": 5_900,
+    "extraction": 1_700,
+    "reports": 3_000,
+    "aggregations": 5_100,
+    "odata": 1_300,
+    "gm_mappings": 5_850,
+    "gm_extraction": 3_050,
+    "reports_v2": 2_800,
+    "api_keys": 1_550,
 }
 
 
 def surface(name: str) -> ToolSurface:
-    if name == "all" or name == "compact":
-        return ToolSurface(CATALOG)
-    if name == "read-only":
-        return ToolSurface(CATALOG, ToolSelection.build(read_only=True))
-    return ToolSurface(CATALOG, ToolSelection.build(toolsets=name))
+    """What `serve` would expose for a profile, a toolset, read-only or compact mode (local tools included)."""
+    if name.startswith("profile:"):
+        settings = Settings(profile=name.split(":")[1])  # type: ignore[arg-type]
+    elif name == "read-only":
+        settings = Settings(read_only=True)
+    elif name == "compact":
+        settings = Settings()
+    else:
+        settings = Settings(toolsets=(name,))
+    return ToolSurface(CATALOG, selection_for(settings).validate(CATALOG, LOCAL_TOOLS), local_tools=LOCAL_TOOLS)
 
 
 @pytest.mark.parametrize("name", sorted(BUDGETS))

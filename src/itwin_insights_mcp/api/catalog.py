@@ -31,7 +31,13 @@ Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 Location = Literal["path", "query"]
 
 TOOL_NAME_PATTERN = re.compile(r"^[a-z0-9_]{1,64}$")
-SPEC_FILES = ("reporting-v1.yaml", "itwins-v1.yaml", "imodels-v2.yaml")
+SPEC_FILES = (
+    "reporting-v1.yaml",
+    "itwins-v1.yaml",
+    "imodels-v2.yaml",
+    "grouping-mapping-v1.yaml",
+    "reporting-v2.yaml",
+)
 _METHODS: tuple[Method, ...] = ("GET", "POST", "PUT", "PATCH", "DELETE")
 # Paging query names and the tool argument that carries each (API spelling minus the `$`).
 PAGING_TOKENS = ("$continuationToken", "$skip")
@@ -93,6 +99,16 @@ class Operation:
     success_status: int
     deprecated: bool
     error_codes: tuple[str, ...]
+    status: str = "GA"
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(family, operationId): unique across the catalog (operation ids repeat between families)."""
+        return (self.family.name, self.operation_id)
+
+    @property
+    def preview(self) -> bool:
+        return self.status.lower() == "preview"
 
     @property
     def full_path(self) -> str:
@@ -238,7 +254,7 @@ def _lenient(schema: JsonSchema, *, root: bool = False) -> JsonSchema:
     if schema.get("additionalProperties") is False:
         del schema["additionalProperties"]
     kind = schema.get("type")
-    if isinstance(kind, str) and kind not in ("object", "array", "null"):
+    if isinstance(kind, str) and kind != "null" and not (root and kind == "object"):
         schema["type"] = [kind, "null"]
     properties = schema.get("properties", {})
     for name, sub in properties.items():
@@ -346,6 +362,7 @@ def _parse_operation(raw: Mapping[str, Any], method: Method, path: str, family: 
         success_status=success_status,
         deprecated=bool(raw.get("deprecated", False)),
         error_codes=tuple(str(c) for c in raw.get("x-error-codes", [])),
+        status=str(raw.get("x-lifecycle", family.status)),
     )
     args = [p.arg for p in parameters] + list(op.body_fields)
     clashes = {a for a in args if args.count(a) > 1}

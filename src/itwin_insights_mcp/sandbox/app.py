@@ -23,10 +23,13 @@ from starlette.routing import Route
 
 from ..api.catalog import Catalog, Operation, load_catalog
 from ..api.validation import problems
+from .apikeys import api_key_user
 from .context import CONTEXT_HANDLERS
+from .gm import GM_HANDLERS
 from .http import INVALID_REQUEST_CODES, Call, SandboxError, error_response
 from .jobs import JobRunner
 from .reporting import REPORTING_HANDLERS
+from .reporting_v2 import REPORTING_V2_HANDLERS
 from .seed import ensure_seeded
 from .store import Store
 
@@ -35,7 +38,13 @@ __all__ = ["HANDLERS", "Sandbox", "create_app"]
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Call], Response | Awaitable[Response]]
-HANDLERS: dict[str, Handler] = {**REPORTING_HANDLERS, **CONTEXT_HANDLERS}
+HANDLERS: dict[tuple[str, str], Handler] = {
+    **{("reporting-v1", k): v for k, v in REPORTING_HANDLERS.items()},
+    **{("itwins-v1", k): v for k, v in CONTEXT_HANDLERS.items() if k in ("get-my-itwins", "get-itwin")},
+    **{("imodels-v2", k): v for k, v in CONTEXT_HANDLERS.items() if k not in ("get-my-itwins", "get-itwin")},
+    **{("grouping-mapping-v1", k): v for k, v in GM_HANDLERS.items()},
+    **{("reporting-v2", k): v for k, v in REPORTING_V2_HANDLERS.items()},
+}
 
 DEFAULT_USER_EMAIL = "sandbox.user@example.com"
 _UNAUTHORIZED = (
@@ -76,12 +85,23 @@ def _user_from_token(token: str) -> str:
     return DEFAULT_USER_EMAIL
 
 
-def _authenticate(request: Request, sandbox: Sandbox) -> str:
+def _authenticate(request: Request, sandbox: Sandbox, op: Operation) -> str:
+    """The caller's email: a bearer token anywhere; on OData routes also an API key as Basic credentials."""
     header = request.headers.get("authorization")
     if header is None:
         raise SandboxError(401, "HeaderNotFound", "Header Authorization was not found in the request. Access denied.")
     scheme, _, token = header.partition(" ")
     token = token.strip()
+    if scheme.lower() == "basic" and op.operation_id.startswith("odata") and token:
+        email = api_key_user(sandbox.store, token, request.path_params.get("reportId", ""))
+        if email is None:
+            raise SandboxError(
+                401,
+                "Unauthorized",
+                "The API key is not valid for this report, or it was revoked or "
+                "has expired. Create a new one with create_api_key.",
+            )
+        return email
     if scheme.lower() != "bearer" or not token or (sandbox.token is not None and token != sandbox.token):
         raise SandboxError(401, *_UNAUTHORIZED)
     return _user_from_token(token)
@@ -149,44 +169,68 @@ async def _body(op: Operation, request: Request, invalid_code: str) -> dict[str,
     return body
 
 
-def _endpoint(op: Operation, handler: Handler, sandbox: Sandbox) -> Callable[[Request], Awaitable[Response]]:
+async def _serve(op: Operation, handler: Handler, sandbox: Sandbox, request: Request) -> Response:
     invalid_code = INVALID_REQUEST_CODES.get(op.family.name, "InvalidInsightsRequest")
+    try:
+        user = _authenticate(request, sandbox, op)
+        call = Call(
+            request=request,
+            op=op,
+            path={k: str(v) for k, v in request.path_params.items()},
+            query=_query(op, request, invalid_code),
+            body=await _body(op, request, invalid_code),
+            store=sandbox.store,
+            sandbox=sandbox,
+            user_email=user,
+        )
+        result = handler(call)
+        return await result if inspect.isawaitable(result) else result
+    except SandboxError as exc:
+        return error_response(exc)
+    except Exception:
+        log.exception("Sandbox failure in %s %s", op.method, op.full_path)
+        return error_response(SandboxError(500, "InternalServerError", "The sandbox failed to handle the request."))
+
+
+def _version(request: Request) -> str | None:
+    """The API version a request asks for: `?api-version=` first (how Power BI calls), then the Accept header."""
+    asked = request.query_params.get("api-version", "").strip().lower()
+    if asked in ("v1", "v2"):
+        return asked
+    accept = request.headers.get("accept", "")
+    for version in ("v2", "v1"):
+        if f"itwin-platform.{version}+json" in accept:
+            return version
+    return None
+
+
+def _endpoint(ops: list[tuple[Operation, Handler]], sandbox: Sandbox) -> Callable[[Request], Awaitable[Response]]:
+    """One route for one (path, method); when several API versions share it, the request's version picks."""
+    by_version = {op.family.accept.split("itwin-platform.")[-1].split("+")[0]: (op, h) for op, h in ops}
+    default = next((pair for pair in ops if pair[0].family.name != "reporting-v2"), ops[0])
 
     async def endpoint(request: Request) -> Response:
-        try:
-            user = _authenticate(request, sandbox)
-            call = Call(
-                request=request,
-                op=op,
-                path={k: str(v) for k, v in request.path_params.items()},
-                query=_query(op, request, invalid_code),
-                body=await _body(op, request, invalid_code),
-                store=sandbox.store,
-                sandbox=sandbox,
-                user_email=user,
-            )
-            result = handler(call)
-            return await result if inspect.isawaitable(result) else result
-        except SandboxError as exc:
-            return error_response(exc)
-        except Exception:
-            log.exception("Sandbox failure in %s %s", op.method, op.full_path)
-            return error_response(SandboxError(500, "InternalServerError", "The sandbox failed to handle the request."))
+        op, handler = by_version.get(_version(request) or "", default) if len(ops) > 1 else ops[0]
+        return await _serve(op, handler, sandbox, request)
 
     return endpoint
 
 
 def _routes(catalog: Catalog, sandbox: Sandbox) -> list[Route]:
-    routes: list[Route] = []
+    grouped: dict[tuple[str, str], list[tuple[Operation, Handler]]] = {}
     for op in catalog:
-        handler = HANDLERS.get(op.operation_id)
+        handler = HANDLERS.get(op.key)
         if handler is None:
-            raise RuntimeError(f"The sandbox has no handler for {op.operation_id} ({op.tool})")
-        endpoint = _endpoint(op, handler, sandbox)
-        path = op.full_path
-        variants = {path, path.rstrip("/") or "/", path.rstrip("/") + "/"}
-        for variant in sorted(variants):
-            routes.append(Route(variant, endpoint, methods=[op.method], name=f"{op.tool}:{variant}"))
+            raise RuntimeError(f"The sandbox has no handler for {op.family.name} {op.operation_id} ({op.tool})")
+        grouped.setdefault((op.full_path.rstrip("/") or "/", op.method), []).append((op, handler))
+    routes: list[Route] = []
+    # Literal segments before templated ones, as OpenAPI matching requires: `.../extractions` is not a mappingId.
+    ordered = sorted(grouped.items(), key=lambda item: [(s.startswith("{"), s) for s in item[0][0].split("/")])
+    for (path, method), ops in ordered:
+        endpoint = _endpoint(ops, sandbox)
+        names = "+".join(op.tool for op, _ in ops)
+        for variant in (path, path + "/"):
+            routes.append(Route(variant, endpoint, methods=[method], name=f"{names}:{variant}"))
     return routes
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from .http import DEFAULT_PAGE_SIZE, Call, SandboxError, decode_token, encode_token, json_response
+from .http import DEFAULT_PAGE_SIZE, Call, SandboxError, json_response, offset_page
 from .imodel import SANDBOX_ITWINS
 
 __all__ = ["CONTEXT_HANDLERS"]
@@ -131,23 +131,6 @@ def get_itwin(call: Call) -> Response:
     return json_response({"iTwin": itwin if _wants_representation(call) else _pick(itwin, _ITWIN_MINIMAL)})
 
 
-def _offset_page(call: Call, key: str, items: list[dict[str, Any]]) -> Response:
-    """A page of an in-memory list, with opaque continuation tokens carrying the offset."""
-    top = int(call.query.get("$top", DEFAULT_PAGE_SIZE))
-    token = call.query.get("$continuationToken")
-    start = decode_token(token, call.invalid_code) if token else 0
-    page = items[start : start + top]
-    nxt = start + top
-    links = {
-        "self": {"href": call.page_url()},
-        "prev": None,
-        "next": {"href": call.page_url(**{"$top": top, "$continuationToken": encode_token(nxt)})}
-        if nxt < len(items)
-        else None,
-    }
-    return json_response({key: page, "_links": links})
-
-
 def _imodel_out(call: Call, imodel: dict[str, Any]) -> dict[str, Any]:
     base = f"/imodels/{imodel['id']}"
     out = {k: v for k, v in imodel.items() if k != "changesets"}
@@ -179,7 +162,7 @@ def list_imodels(call: Call) -> Response:
         items.sort(key=lambda i: str(i.get(field) or ""), reverse=direction == "desc")
     full = _wants_representation(call)
     shaped = [_imodel_out(call, i) if full else _pick(i, _IMODEL_MINIMAL) for i in items]
-    return _offset_page(call, "iModels", shaped)
+    return offset_page(call, "iModels", shaped)
 
 
 def _imodel(call: Call) -> dict[str, Any]:
@@ -209,7 +192,7 @@ def list_changesets(call: Call) -> Response:
         out = dict(cs) if full else _pick(cs, _CHANGESET_MINIMAL)
         out["_links"] = {"self": call.href(f"{base}/{cs['id']}"), "creator": None}
         shaped.append(out)
-    return _offset_page(call, "changesets", shaped)
+    return offset_page(call, "changesets", shaped)
 
 
 CONTEXT_HANDLERS: dict[str, Callable[[Call], Response]] = {

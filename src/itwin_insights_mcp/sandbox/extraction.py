@@ -520,6 +520,9 @@ def extract_mapping(
                     )
             if pending:
                 conn.executemany("INSERT INTO ex_rows VALUES (?, ?, ?, ?, ?)", pending)
+            if not member_rows:  # every group of this table failed: publish nothing rather than an empty table
+                conn.execute("COMMIT")
+                continue
             conn.execute(
                 "INSERT OR REPLACE INTO ex_tables VALUES (?, ?, ?, ?, ?)",
                 (job_id, mapping_id, table_name, json.dumps([[c.name, c.data_type] for c in table_columns]), written),

@@ -22,7 +22,7 @@ from .store import Record, Store
 if TYPE_CHECKING:
     from .app import Sandbox
 
-__all__ = ["Call", "SandboxError", "error_response", "json_response", "not_found", "page_response"]
+__all__ = ["Call", "SandboxError", "error_response", "json_response", "not_found", "offset_page", "page_response"]
 
 # The 422 code each family uses for a bad request (reference §2.4 and platform-context §4).
 INVALID_REQUEST_CODES = {
@@ -137,3 +137,16 @@ def page_response(
     if next_seq is not None:
         links["next"] = {"href": call.page_url(**{"$top": top, "$continuationToken": encode_token(next_seq)})}
     return json_response({list_key: [shape(r) for r in records], "_links": links})
+
+
+def offset_page(call: Call, key: str, items: list[dict[str, Any]]) -> Response:
+    """A page of an in-memory list, with opaque continuation tokens carrying the offset."""
+    top = int(call.query.get("$top", DEFAULT_PAGE_SIZE))
+    token = call.query.get("$continuationToken")
+    start = decode_token(token, call.invalid_code) if token else 0
+    page = items[start : start + top]
+    nxt = start + top
+    links: dict[str, Any] = {"self": {"href": call.page_url()}, "prev": None, "next": None}
+    if nxt < len(items):
+        links["next"] = {"href": call.page_url(**{"$top": top, "$continuationToken": encode_token(nxt)})}
+    return json_response({key: page, "_links": links})

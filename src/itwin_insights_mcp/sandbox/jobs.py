@@ -227,6 +227,16 @@ class JobRunner:
                 issues=bool(result.issues),
                 context=context,
             )
+            extraction = {
+                "extractionId": journal.job_id,
+                "extractionTimestamp": now_iso(),
+                "changesetIndex": changeset_index,
+                "mappingTimestamp": mapping.get("modifiedOn"),
+            }
+            conn.execute(
+                "INSERT OR REPLACE INTO records (kind, id, parent, data) VALUES ('mapping_extraction', ?, ?, ?)",
+                (journal.job_id, mapping_id, json.dumps(extraction)),
+            )
             conn.execute(
                 "INSERT OR REPLACE INTO ex_latest VALUES (?, ?, ?, ?)",
                 (mapping_id, journal.job_id, changeset_index, now_iso()),

@@ -108,9 +108,9 @@ def entity_sets(call: Call, report_id: str) -> list[EntitySet]:
             if source is None or not props:
                 continue
             columns = _aggregation_columns(source[1], props)
-            key = [p["propertyName"] for p in props if p["type"] == "GroupBy"] or [columns[0][0]]
+            # No Key: GroupBy values may be null, and Bentley's own metadata declares none.
             name = _unique(f"{table_set.data['tableSetName']}_{table.data['tableName']}", taken)
-            sets.append(EntitySet(name, table.data["tableName"], job_id, mapping_id, source[0], columns, props, key))
+            sets.append(EntitySet(name, table.data["tableName"], job_id, mapping_id, source[0], columns, props))
     return sets
 
 
@@ -138,9 +138,9 @@ def metadata_xml(sets: Sequence[EntitySet]) -> str:
         '<Schema Namespace="Insights_and_Reporting_Extractor" xmlns="http://docs.oasis-open.org/odata/ns/edm">',
     ]
     for s in sets:
-        parts.append(f"<EntityType Name={quoteattr(s.name)}><Key>")
-        parts += [f"<PropertyRef Name={quoteattr(k)}/>" for k in s.key]
-        parts.append("</Key>")
+        parts.append(f"<EntityType Name={quoteattr(s.name)}>")
+        if s.key:
+            parts.append("<Key>" + "".join(f"<PropertyRef Name={quoteattr(k)}/>" for k in s.key) + "</Key>")
         for name, kind in s.columns:
             nullable = ' Nullable="false"' if name in s.key else ""
             parts.append(

@@ -14,10 +14,11 @@ from typing import Any
 
 from starlette.responses import Response
 
+from .audit import audit
 from .formulas import FormulaError, check
 from .http import Call, SandboxError, json_response, not_found, page_response
 from .odata import ODATA_HANDLERS
-from .store import Record, now_iso
+from .store import Record, Store, now_iso
 
 __all__ = ["REPORTING_HANDLERS"]
 
@@ -179,13 +180,20 @@ def _property_out(call: Call, record: Record) -> dict[str, Any]:
     return {**{k: data.get(k) for k in fields}, "_links": links}
 
 
+def _v2(call: Call) -> bool:
+    return call.op.family.name == "reporting-v2"
+
+
 def _report_out(call: Call, record: Record) -> dict[str, Any]:
+    """v1 links the project; v2 the iTwin (the same id). The OData link names its version, for Power BI."""
+    if _v2(call):
+        context = {"iTwin": call.href(f"/itwins/{record.parent}")}
+    else:
+        context = {"project": call.href(f"/projects/{record.parent}")}
+    version = "v2" if _v2(call) else "v1"
     return {
         **{k: record.data[k] for k in ("id", "displayName", "description", "deleted", "createdOn", "modifiedOn")},
-        "_links": {
-            "project": call.href(f"/projects/{record.parent}"),
-            "odata": call.href(f"{RP}/odata/{record.id}"),
-        },
+        "_links": {**context, "odata": call.href(f"{RP}/odata/{record.id}?api-version={version}")},
     }
 
 
@@ -290,6 +298,7 @@ def create_mapping(call: Call) -> Response:
     }
     with call.store.transaction():
         record = call.store.insert("mapping", imodel_id, data)
+        audit(call, imodel_id, f"mappings/{record.id}", "Create", None, data)
     return _one("mapping", _mapping_out(call, record))
 
 
@@ -298,6 +307,7 @@ def update_mapping(call: Call) -> Response:
         mapping = _mapping(call)
         data = {**mapping.data, **call.body, "modifiedOn": now_iso(), "modifiedBy": call.user_email}
         record = call.store.update(mapping, data)
+        audit(call, mapping.parent, f"mappings/{mapping.id}", "Update", mapping.data, data)
     return _one("mapping", _mapping_out(call, record))
 
 
@@ -313,6 +323,7 @@ def delete_mapping(call: Call) -> Response:
             _delete_group_tree(call, group)
         call.store.conn.execute("DELETE FROM records WHERE kind = 'report_mapping' AND id = ?", (mapping.id,))
         call.store.delete(mapping)
+        audit(call, mapping.parent, f"mappings/{mapping.id}", "Delete", mapping.data, None)
     return _no_content()
 
 
@@ -344,20 +355,27 @@ def copy_mapping(call: Call) -> Response:
                 "modifiedBy": call.user_email,
             },
         )
-        for group in call.store.children("group", source.id):
-            new_group = call.store.insert("group", copy.id, {**group.data, "id": str(uuid.uuid4())})
-            for prop in call.store.children("property", group.id):
-                call.store.insert(
-                    "property",
-                    new_group.id,
-                    {
-                        **prop.data,
-                        "id": str(uuid.uuid4()),
-                        "imodelId": target_imodel,
-                        "mappingId": copy.id,
-                    },
-                )
+        copy_groups(call.store, source.id, copy.id, target_imodel)
+        audit(call, target_imodel, f"mappings/{copy.id}", "Create", None, copy.data)
     return _one("mapping", _mapping_out(call, copy))
+
+
+def copy_groups(store: Store, source_mapping: str, target_mapping: str, imodel_id: str) -> None:
+    """Deep-copy every group of a mapping, with its properties of all kinds, under another mapping."""
+    for group in store.children("group", source_mapping):
+        copy_group(store, group, target_mapping, imodel_id, group.data)
+
+
+def copy_group(store: Store, group: Record, target_mapping: str, imodel_id: str, fields: dict[str, Any]) -> Record:
+    """One group (with `fields` as its own data) and all its properties, under `target_mapping`."""
+    new_group = store.insert("group", target_mapping, {**fields, "id": str(uuid.uuid4())})
+    for prop in store.children("property", group.id):
+        store.insert(
+            "property",
+            new_group.id,
+            {**prop.data, "id": str(uuid.uuid4()), "imodelId": imodel_id, "mappingId": target_mapping},
+        )
+    return new_group
 
 
 # -- groups ------------------------------------------------------------------------------------------------------
@@ -383,6 +401,7 @@ def create_group(call: Call) -> Response:
         }
         record = call.store.insert("group", mapping.id, data)
         _touch(call, mapping)
+        audit(call, mapping.parent, f"mappings/{mapping.id}/groups/{record.id}", "Create", None, data)
     return _one("group", _group_out(call, record))
 
 
@@ -391,13 +410,18 @@ def update_group(call: Call) -> Response:
         group = _group(call)
         record = call.store.update(group, {**group.data, **call.body})
         _touch(call, _mapping(call))
+        audit(
+            call, call.path["imodelId"], f"mappings/{group.parent}/groups/{group.id}", "Update", group.data, record.data
+        )
     return _one("group", _group_out(call, record))
 
 
 def delete_group(call: Call) -> Response:
     with call.store.transaction():
-        _delete_group_tree(call, _group(call))
+        group = _group(call)
+        _delete_group_tree(call, group)
         _touch(call, _mapping(call))
+        audit(call, call.path["imodelId"], f"mappings/{group.parent}/groups/{group.id}", "Delete", group.data, None)
     return _no_content()
 
 
@@ -440,6 +464,10 @@ def _check_formulas(call: Call, group: Record, name: str, formula: str, exclude:
     return str(inferred[name])
 
 
+def _property_path(record: Record) -> str:
+    return f"mappings/{record.data['mappingId']}/groups/{record.parent}/properties/{record.id}"
+
+
 def _create_property(call: Call, kind: str) -> Response:
     body = call.body
     with call.store.transaction():
@@ -468,6 +496,7 @@ def _create_property(call: Call, kind: str) -> Response:
             )
         record = call.store.insert("property", group.id, data)
         _touch(call, _mapping(call))
+        audit(call, data["imodelId"], _property_path(record), "Create", None, data)
     return _one(PROPERTY_KINDS[kind].single_key, _property_out(call, record))
 
 
@@ -487,6 +516,7 @@ def _update_property(call: Call, kind: str) -> Response:
             data["dataType"] = _check_formulas(call, group, data["propertyName"], data["formula"], prop.id)
         record = call.store.update(prop, data)
         _touch(call, _mapping(call))
+        audit(call, data["imodelId"], _property_path(record), "Update", prop.data, data)
     return _one(PROPERTY_KINDS[kind].single_key, _property_out(call, record))
 
 
@@ -508,8 +538,10 @@ def _get_property(call: Call, kind: str) -> Response:
 
 def _delete_property(call: Call, kind: str) -> Response:
     with call.store.transaction():
-        call.store.delete(_property(call, kind))
+        prop = _property(call, kind)
+        call.store.delete(prop)
         _touch(call, _mapping(call))
+        audit(call, prop.data["imodelId"], _property_path(prop), "Delete", prop.data, None)
     return _no_content()
 
 
@@ -531,15 +563,26 @@ def _status_href(call: Call, job_id: str) -> dict[str, str]:
     return call.href(f"{RP}/datasources/extraction/status/{job_id}")
 
 
+def check_run_request(call: Call, imodel_id: str, body: dict[str, Any], target: str = "imodelId") -> None:
+    """An extraction request names a known iModel, its own mappings and one of its changesets."""
+    imodel = _imodel(call, imodel_id, target)
+    for item in body.get("mappings", []):
+        if call.store.get("mapping", item["id"], parent=imodel_id) is None:
+            raise not_found("MappingNotFound", "Mapping", "mappings")
+    changeset = body.get("changesetId")
+    if changeset and changeset not in {c["id"] for c in imodel.get("changesets", [])}:
+        raise call.invalid(
+            f"Unknown changesetId {changeset!r} for this iModel; list_changesets gives its "
+            "changesets (omit changesetId for the latest).",
+            "changesetId",
+        )
+
+
 def run_extraction(call: Call) -> Response:
     imodel_id = call.path["imodelId"]
     body = call.body
     with call.store.transaction():
-        _imodel(call, imodel_id)
-        for item in body.get("mappings", []):
-            mapping = call.store.get("mapping", item["id"], parent=imodel_id)
-            if mapping is None:
-                raise not_found("MappingNotFound", "Mapping", "mappings")
+        check_run_request(call, imodel_id, body)
         job = call.sandbox.jobs.enqueue(imodel_id, body, call.user_email)
     call.sandbox.jobs.start(job.id)
     return _one("run", {"id": job.id, "_links": {"status": _status_href(call, job.id)}})
@@ -600,7 +643,7 @@ def list_reports(call: Call) -> Response:
     return page_response(
         call,
         "report",
-        call.query["projectId"],
+        call.query.get("projectId") or call.query["iTwinId"],
         "reports",
         lambda r: _report_out(call, r),
         equals={"deleted": bool(call.query.get("deleted", False))},
@@ -624,7 +667,8 @@ def create_report(call: Call) -> Response:
         "modifiedOn": now,
     }
     with call.store.transaction():
-        record = call.store.insert("report", call.body["projectId"], data)
+        context = call.body.get("projectId") or call.body["iTwinId"]  # v1 says projectId, v2 iTwinId: one id
+        record = call.store.insert("report", context, data)
     return _one("report", _report_out(call, record))
 
 
@@ -651,11 +695,13 @@ def list_report_mappings(call: Call) -> Response:
 
 
 def create_report_mapping(call: Call) -> Response:
-    mapping_id, imodel_id = call.body["mappingId"], call.body["imodelId"]
+    mapping_id = call.body["mappingId"]
     with call.store.transaction():
         report = _report(call, allow_deleted=False)
-        if call.store.get("mapping", mapping_id, parent=imodel_id) is None:
+        mapping = call.store.get("mapping", mapping_id, parent=call.body.get("imodelId"))  # v2 sends no imodelId
+        if mapping is None:
             raise not_found("MappingNotFound", "Mapping", "mappingId")
+        imodel_id = mapping.parent
         if call.store.get("report_mapping", mapping_id, parent=report.id) is not None:
             raise SandboxError(409, "ReportMappingExists", "This mapping is already linked to the report.", "mappingId")
         record = call.store.insert("report_mapping", report.id, {"imodelId": imodel_id}, record_id=mapping_id)

@@ -15,7 +15,7 @@ from mcp.shared.exceptions import MCPError
 from .. import __version__
 from ..api.catalog import Catalog, load_catalog
 from ..api.client import InsightsClient
-from ..settings import Settings
+from ..settings import PROFILES, Settings
 from .compact import call_compact, compact_tools
 from .dispatch import CallEnv, invoke
 from .local_tools import LOCAL_TOOLS
@@ -51,8 +51,11 @@ get_odata_service -> get_odata_entity_page."""
 
 def selection_for(settings: Settings) -> ToolSelection:
     """The server-wide tool selection the settings ask for."""
+    toolsets: tuple[str, ...] | None = settings.toolsets
+    if not settings.toolsets and not settings.tools:
+        toolsets = PROFILES[settings.profile] or ("all",)
     return ToolSelection.build(
-        toolsets=settings.toolsets,
+        toolsets=toolsets,
         tools=settings.tools,
         exclude=settings.exclude_tools,
         read_only=settings.read_only,

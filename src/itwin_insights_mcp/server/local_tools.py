@@ -27,7 +27,7 @@ from mcp.server import ServerRequestContext
 
 from ..api.catalog import Catalog
 from ..api.client import InsightsClient
-from ..errors import InsightsError
+from ..errors import ApiError, InsightsError
 from ..settings import Settings
 from .results import error_result, refusal_result
 from .skills import load_skills
@@ -63,6 +63,7 @@ class LocalTool:
     definition: types.Tool
     handler: Handler
     deprecated: bool = False
+    also_in: tuple[str, ...] = ()
     method: str = "LOCAL"
     full_path: str = "(computed by this server)"
 
@@ -88,27 +89,45 @@ def _poll_interval(elapsed: float) -> float:
     return 1.0 if elapsed < 5 else 2.0 if elapsed < 20 else 3.0
 
 
+async def _status(ctx: LocalContext, job_id: str, tool: str) -> dict[str, Any]:
+    """The run's state in v1's shape, read with the Reporting v1 or the Grouping & Mapping status operation."""
+    body = await _api(ctx, tool, {"jobId": job_id} if tool == "get_extraction_status" else {"extractionId": job_id})
+    if tool == "get_extraction_status":
+        status: dict[str, Any] = body.get("status", {}) if isinstance(body, dict) else {}
+        return status
+    extraction = body.get("extraction", {}) if isinstance(body, dict) else {}
+    state = str(extraction.get("state", "Unknown"))
+    return {"state": state, "reason": None, "containsIssues": state == "PartiallySucceeded"}
+
+
 async def wait_for_extraction(ctx: LocalContext, arguments: dict[str, Any]) -> types.CallToolResult:
     job_id = arguments["jobId"]
     limit = float(arguments.get("waitSeconds", 40))
     started = time.monotonic()
     op = ctx.catalog["get_extraction_status"]
+    tool = "get_extraction_status"
+    first_error: ApiError | None = None
     while True:
         try:
-            body = await _api(ctx, "get_extraction_status", {"jobId": job_id})
+            status = await _status(ctx, job_id, tool)
+        except ApiError as exc:
+            first_error = first_error or exc
+            if exc.status == 404 and tool == "get_extraction_status" and ctx.catalog.get("gm_get_extraction_status"):
+                tool = "gm_get_extraction_status"  # perhaps a Grouping & Mapping run: ask that API too
+                continue
+            return error_result(op, first_error, ctx.catalog, {"jobId": job_id})
         except InsightsError as exc:
             return error_result(op, exc, ctx.catalog, {"jobId": job_id})
-        status = body.get("status", {}) if isinstance(body, dict) else {}
         state = str(status.get("state", "Unknown"))
         elapsed = time.monotonic() - started
         done = state not in ("Queued", "Running")
         if ctx.request is not None:
             await ctx.request.session.report_progress(
-                round(min(elapsed, limit), 1), limit, f"{state}: {status.get('reason')}"
+                round(min(elapsed, limit), 1), limit, f"{state}: {status.get('reason') or state}"
             )
         interval = _poll_interval(elapsed)
         if done or elapsed + interval > limit:
-            if done and state == "Succeeded":
+            if done and state in ("Succeeded", "PartiallySucceeded"):
                 step = "Read list_extraction_logs if containsIssues is true; otherwise the data is ready."
             elif done:
                 step = "Read list_extraction_logs(jobId) to see why it failed, fix the mapping, run it again."
@@ -150,6 +169,15 @@ async def _columns(ctx: LocalContext, report_id: str, entity: str) -> list[str]:
     return []
 
 
+def _csv_value(value: Any) -> Any:
+    """CSV cells as spreadsheets expect: empty for null, lower-case JSON booleans."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
 async def export_odata_entity(ctx: LocalContext, arguments: dict[str, Any]) -> types.CallToolResult:
     op = ctx.catalog["get_odata_entity_page"]
     fmt = arguments.get("format", "csv")
@@ -179,7 +207,7 @@ async def export_odata_entity(ctx: LocalContext, arguments: dict[str, Any]) -> t
                         writer.writerow(columns)
                 for row in values:
                     if writer is not None:
-                        writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
+                        writer.writerow([_csv_value(row.get(c)) for c in columns])
                     else:
                         out.write(json.dumps(row, ensure_ascii=False) + "\n")
                     if len(preview) < 5:
@@ -347,6 +375,7 @@ LOCAL_TOOLS: tuple[LocalTool, ...] = (
             },
         ),
         wait_for_extraction,
+        also_in=("gm_extraction",),
     ),
     LocalTool(
         "export_odata_entity",

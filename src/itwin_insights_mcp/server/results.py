@@ -158,6 +158,17 @@ def _next_step(op: Operation, exc: ApiError, catalog: Catalog, arguments: dict[s
 
 
 def _not_found_step(op: Operation, exc: ApiError, catalog: Catalog, arguments: dict[str, Any]) -> str:
+    if exc.code == "EntityNotFound":
+        return (
+            "Entity urls change with every extraction: call get_odata_service again and use the region, "
+            "manifestId and entity name it lists now."
+        )
+    if exc.code == "SchemaNotFound":
+        return (
+            "Check reportId with list_reports; a deleted report is listed with deleted=true and can be restored "
+            "with update_report(reportId, deleted=false). A report publishes tables only after its mappings "
+            "were extracted."
+        )
     path_params = [p for p in op.parameters if p.location == "path"]
     named = exc.target if exc.target and op.parameter(exc.target) else None
     if named is None and path_params:

@@ -103,7 +103,9 @@ class ToolSelection:
             return False
         if op.deprecated and not self.include_deprecated and op.tool not in self.tools:
             return False
-        selected = self.toolsets is None or op.toolset in self.toolsets or op.toolset == CORE_TOOLSET
+        extra = getattr(op, "also_in", ())  # a local tool may belong to several toolsets
+        selected = self.toolsets is None or op.toolset == CORE_TOOLSET or op.toolset in self.toolsets
+        selected = selected or bool(set(extra) & (self.toolsets or set()))
         selected = selected or op.tool in self.tools
         if not selected or op.tool in self.exclude:
             return False

@@ -61,6 +61,8 @@ def annotations_for(op: Operation) -> types.ToolAnnotations:
 def tool_definition(op: Operation) -> types.Tool:
     """The MCP tool for one operation; name, schemas and annotations all come from the catalog."""
     description = op.description
+    if op.preview and not description.lower().startswith("preview"):
+        description = f"Preview: {description}"
     if op.deprecated:
         description = f"Deprecated: {description}"
     return types.Tool(

@@ -1,0 +1,44 @@
+"""The audit trail (Grouping & Mapping `GET /audit`): who changed which mapping, group or property, and how.
+
+Every write to those, through any API family, leaves one entry inside the write's own transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from .http import Call
+from .store import now_iso
+
+__all__ = ["audit"]
+
+_HIDDEN = {"id", "kind", "imodelId", "mappingId", "createdOn", "createdBy", "modifiedOn", "modifiedBy"}
+
+
+def _text(value: Any) -> str | None:
+    """Changed values as the audit trail writes them: strings (JSON for anything that is not one), or null."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def audit(
+    call: Call,
+    imodel_id: str,
+    path: str,
+    action: str,
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+) -> None:
+    """Record `action` (Create, Update, Delete) on `path` with the fields that changed (caller's transaction)."""
+    old, new = dict(before or {}), dict(after or {})
+    changes = [
+        {"property": key, "oldValue": _text(old.get(key)), "newValue": _text(new.get(key))}
+        for key in sorted((set(old) | set(new)) - _HIDDEN)
+        if old.get(key) != new.get(key)
+    ]
+    entry = {"timestamp": now_iso(), "path": path, "userEmail": call.user_email, "action": action, "changes": changes}
+    call.store.insert("audit", imodel_id, entry, record_id=str(uuid.uuid4()))

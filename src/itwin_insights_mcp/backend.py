@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 
-from .api.auth import ClientCredentialsProvider, StaticTokenProvider, TokenProvider
+from .api.auth import ClientCredentialsProvider, NoUserTokenProvider, StaticTokenProvider, TokenProvider
 from .api.client import InsightsClient, RetryPolicy
 from .errors import ConfigError
 from .settings import Settings
@@ -26,7 +26,12 @@ SANDBOX_BASE_URL = "http://sandbox.insights.local"
 
 
 def token_provider_for(settings: Settings) -> TokenProvider:
-    """The provider for the Bentley backend: a static token if given, else service-app client credentials."""
+    """The provider for the Bentley backend: a static token if given, else service-app client credentials.
+
+    Hosted with OAuth there is no server identity: each call carries its user's token (set per request).
+    """
+    if settings.auth_mode == "oauth" and settings.transport == "http":
+        return NoUserTokenProvider()
     if settings.access_token:
         return StaticTokenProvider(settings.access_token)
     if settings.client_id and settings.client_secret:

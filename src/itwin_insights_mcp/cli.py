@@ -71,6 +71,14 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--export-dir", help=_env_help("export_dir", "the only folder export_odata_entity writes to"))
     serve.add_argument("--max-rows", type=int, help=_env_help("max_rows", "OData rows per tool result (default 50)"))
+    serve.add_argument(
+        "--auth",
+        dest="auth_mode",
+        choices=["none", "service", "oauth"],
+        help=_env_help("auth_mode", "who may call the HTTP server"),
+    )
+    serve.add_argument("--public-url", help=_env_help("public_url", "oauth: the URL clients use"))
+    serve.add_argument("--state-db", help=_env_help("state_db", "oauth: shared state file"))
     serve.add_argument("--allowed-hosts", type=_csv, help=_env_help("allowed_hosts", "extra allowed Host names"))
     serve.add_argument("--allowed-origins", type=_csv, help=_env_help("allowed_origins", "extra allowed Origins"))
     serve.add_argument("--log-level", help=_env_help("log_level", "DEBUG, INFO, WARNING or ERROR"))
@@ -115,6 +123,9 @@ def _settings_from(args: argparse.Namespace) -> Settings:
         "exclude_tools": getattr(args, "exclude_tools", None),
         "mode": getattr(args, "mode", None),
         "profile": getattr(args, "profile", None),
+        "auth_mode": getattr(args, "auth_mode", None),
+        "public_url": getattr(args, "public_url", None),
+        "state_db": getattr(args, "state_db", None),
         "export_dir": getattr(args, "export_dir", None),
         "max_rows": getattr(args, "max_rows", None),
         "allowed_origins": getattr(args, "allowed_origins", None),
@@ -124,11 +135,12 @@ def _settings_from(args: argparse.Namespace) -> Settings:
 
 
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from .logs import FORMAT, RequestContextFilter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RequestContextFilter())
+    handler.setFormatter(logging.Formatter(FORMAT))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry full URLs on every call
 
 
@@ -137,8 +149,8 @@ async def _serve(settings: Settings) -> None:
     from .server.app import build_server
 
     async with open_client(settings) as client:
-        server = build_server(settings, client)
         if settings.transport == "stdio":
+            server = build_server(settings, client)
             from mcp.server.stdio import stdio_server
 
             async with stdio_server() as (read_stream, write_stream):
@@ -146,9 +158,12 @@ async def _serve(settings: Settings) -> None:
             return
         import uvicorn
 
+        from .hosted.modes import hosted_auth
         from .server.http import create_http_app
 
-        app = create_http_app(settings, server)
+        hosted = hosted_auth(settings)
+        server = build_server(settings, client, user_tokens=hosted.user_tokens)
+        app = create_http_app(settings, server, hosted)
         log.info("Serving MCP over streamable HTTP at http://%s:%s/mcp", settings.host, settings.port)
         config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, lifespan="on")
         await uvicorn.Server(config).serve()

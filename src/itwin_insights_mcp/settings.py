@@ -18,6 +18,15 @@ Backend = Literal["auto", "sandbox", "bentley"]
 Transport = Literal["stdio", "http"]
 Mode = Literal["full", "compact"]
 Profile = Literal["reporting-v1", "current", "all"]
+AuthMode = Literal["none", "service", "oauth"]
+
+DEFAULT_REDIRECTS = (
+    "http://127.0.0.1:*",
+    "http://localhost:*",
+    "https://claude.ai/api/mcp/auth_callback",
+    "https://claude.com/api/mcp/auth_callback",
+    "https://vscode.dev/redirect",
+)
 
 # The toolsets each profile exposes when --toolsets is not given (None: every toolset).
 PROFILES: dict[str, tuple[str, ...] | None] = {
@@ -34,6 +43,11 @@ DEFAULT_SCOPES = "itwin-platform"
 def default_export_dir() -> str:
     """Where export_odata_entity writes files unless configured (the user data dir)."""
     return str(Path(user_data_dir("itwin-insights-mcp", appauthor=False)) / "exports")
+
+
+def default_state_db() -> str:
+    """The hosted server's shared state (OAuth clients, sessions) unless configured."""
+    return str(Path(user_data_dir("itwin-insights-mcp", appauthor=False)) / "state.db")
 
 
 def default_sandbox_db() -> str:
@@ -67,6 +81,12 @@ class Settings:
     exclude_tools: tuple[str, ...] = ()
     mode: Mode = "full"
     profile: Profile = "reporting-v1"
+    auth_mode: AuthMode = "none"
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    public_url: str | None = None
+    state_db: str = field(default_factory=default_state_db)
+    state_key: str | None = field(default=None, repr=False)
+    redirect_allowlist: tuple[str, ...] = DEFAULT_REDIRECTS
     export_dir: str = field(default_factory=default_export_dir)
     max_rows: int = 50
     timeout_seconds: float = 30.0
@@ -90,6 +110,23 @@ class Settings:
             raise ConfigError(f"--transport must be stdio or http, not {self.transport!r}.")
         if self.profile not in PROFILES:
             raise ConfigError(f"--profile must be one of {', '.join(PROFILES)}, not {self.profile!r}.")
+        if self.auth_mode not in ("none", "service", "oauth"):
+            raise ConfigError(f"--auth must be none, service or oauth, not {self.auth_mode!r}.")
+        if self.auth_mode == "service" and not self.api_keys:
+            raise ConfigError("--auth service needs ITWIN_INSIGHTS_API_KEYS: the keys callers present (comma list).")
+        if self.auth_mode == "oauth":
+            missing = [
+                name
+                for name, value in (
+                    ("ITWIN_INSIGHTS_PUBLIC_URL", self.public_url),
+                    ("ITWIN_CLIENT_ID", self.client_id),
+                    ("ITWIN_CLIENT_SECRET", self.client_secret),
+                    ("ITWIN_INSIGHTS_STATE_KEY", self.state_key),
+                )
+                if not value
+            ]
+            if missing:
+                raise ConfigError(f"--auth oauth needs {', '.join(missing)} (see the README's hosting section).")
         if self.mode not in ("full", "compact"):
             raise ConfigError(f"--mode must be full or compact, not {self.mode!r}.")
         if bool(self.client_id) != bool(self.client_secret) and not self.access_token:
@@ -175,6 +212,12 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "ITWIN_INSIGHTS_EXCLUDE_TOOLS": ("exclude_tools", "list"),
     "ITWIN_INSIGHTS_MODE": ("mode", "str"),
     "ITWIN_INSIGHTS_PROFILE": ("profile", "str"),
+    "ITWIN_INSIGHTS_AUTH": ("auth_mode", "str"),
+    "ITWIN_INSIGHTS_API_KEYS": ("api_keys", "list"),
+    "ITWIN_INSIGHTS_PUBLIC_URL": ("public_url", "str"),
+    "ITWIN_INSIGHTS_STATE_DB": ("state_db", "str"),
+    "ITWIN_INSIGHTS_STATE_KEY": ("state_key", "str"),
+    "ITWIN_INSIGHTS_REDIRECT_ALLOWLIST": ("redirect_allowlist", "list"),
     "ITWIN_INSIGHTS_EXPORT_DIR": ("export_dir", "str"),
     "ITWIN_INSIGHTS_MAX_ROWS": ("max_rows", "int"),
     "ITWIN_INSIGHTS_TIMEOUT": ("timeout_seconds", "float"),
@@ -205,6 +248,12 @@ ENV_DESCRIPTIONS: dict[str, str] = {
     "ITWIN_INSIGHTS_TOOLS": "single tools to expose (added to the toolsets; alone, only these)",
     "ITWIN_INSIGHTS_EXCLUDE_TOOLS": "tools to hide (wins over --tools and --toolsets)",
     "ITWIN_INSIGHTS_MODE": "full (one tool per operation) or compact (two tools)",
+    "ITWIN_INSIGHTS_AUTH": "who may call the HTTP server: none (loopback only), service (API keys) or oauth",
+    "ITWIN_INSIGHTS_API_KEYS": "service mode: the keys callers present as bearer tokens (comma list)",
+    "ITWIN_INSIGHTS_PUBLIC_URL": "oauth mode: the URL clients reach the server at (issuer and token audience)",
+    "ITWIN_INSIGHTS_STATE_DB": "oauth mode: the SQLite file every replica on the node shares",
+    "ITWIN_INSIGHTS_STATE_KEY": "oauth mode: Fernet key sealing users' IMS tokens at rest (same on every replica)",
+    "ITWIN_INSIGHTS_REDIRECT_ALLOWLIST": "oauth mode: redirect URI patterns clients may register (comma list)",
     "ITWIN_INSIGHTS_PROFILE": "reporting-v1 (the documented Insights API), current (as Bentley's tools work today) "
     "or all",
     "ITWIN_INSIGHTS_EXPORT_DIR": "the only folder export_odata_entity writes to",
@@ -214,4 +263,12 @@ ENV_DESCRIPTIONS: dict[str, str] = {
     "(GET/PUT/DELETE only)",
     "ITWIN_INSIGHTS_LOG_LEVEL": "log level (logs go to stderr)",
 }
-SECRET_ENV_VARS = frozenset({"ITWIN_ACCESS_TOKEN", "ITWIN_CLIENT_SECRET", "INSIGHTS_SANDBOX_TOKEN"})
+SECRET_ENV_VARS = frozenset(
+    {
+        "ITWIN_ACCESS_TOKEN",
+        "ITWIN_CLIENT_SECRET",
+        "INSIGHTS_SANDBOX_TOKEN",
+        "ITWIN_INSIGHTS_API_KEYS",
+        "ITWIN_INSIGHTS_STATE_KEY",
+    }
+)

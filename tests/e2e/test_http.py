@@ -36,7 +36,7 @@ async def test_http_session(serve_process: tuple[str, subprocess.Popen[bytes]], 
 def test_healthz_and_host_origin_checks(serve_process: tuple[str, subprocess.Popen[bytes]]) -> None:
     base, _ = serve_process
     health = httpx.get(f"{base}/healthz")
-    assert health.json() == {"status": "ok", "version": health.json()["version"], "backend": "sandbox"}
+    assert health.json() == {"status": "ok", "version": health.json()["version"], "backend": "sandbox", "auth": "none"}
     ok = httpx.post(f"{base}/mcp", json=INIT, headers=HEADERS)
     assert ok.status_code == 200
     rebinding = httpx.post(f"{base}/mcp", json=INIT, headers={**HEADERS, "Host": "evil.example.com"})

@@ -9,13 +9,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 import httpx
 
 from ..errors import AuthError
 
-__all__ = ["ClientCredentialsProvider", "StaticTokenProvider", "TokenProvider"]
+__all__ = [
+    "ClientCredentialsProvider",
+    "NoUserTokenProvider",
+    "StaticTokenProvider",
+    "TokenProvider",
+    "request_token_provider",
+]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +39,23 @@ class TokenProvider(Protocol):
 
     def invalidate(self) -> None:
         """Forget the cached token (after a 401) so the next call fetches a new one."""
+
+
+# The token provider of the user whose MCP request is running (hosted OAuth mode). The shared client reads it per
+# request, so it never holds a user's token itself; outside such a request it is None.
+request_token_provider: ContextVar[TokenProvider | None] = ContextVar("request_token_provider", default=None)
+
+
+class NoUserTokenProvider:
+    """The server-wide provider in hosted OAuth mode: there is no server identity, only the caller's."""
+
+    can_refresh = False
+
+    async def get_token(self) -> str:
+        raise AuthError("This hosted server calls Bentley only on behalf of a signed-in user, and none is set.")
+
+    def invalidate(self) -> None:
+        """Nothing cached."""
 
 
 class StaticTokenProvider:

@@ -26,7 +26,7 @@ import httpx
 
 from .. import __version__
 from ..errors import ApiError, ErrorDetail, TransportError
-from .auth import TokenProvider
+from .auth import TokenProvider, request_token_provider
 
 __all__ = ["ApiResponse", "InsightsClient", "RetryPolicy", "next_page_token"]
 
@@ -166,7 +166,8 @@ class InsightsClient:
         auth_retried = False
         while True:
             attempt += 1
-            headers = {"Accept": accept, "Authorization": f"Bearer {await self._tokens.get_token()}"}
+            tokens = request_token_provider.get() or self._tokens  # the caller's identity when hosted with OAuth
+            headers = {"Accept": accept, "Authorization": f"Bearer {await tokens.get_token()}"}
             started = time.perf_counter()
             try:
                 response = await self._http.request(method, path, params=params, json=json_body, headers=headers)
@@ -182,8 +183,8 @@ class InsightsClient:
             elapsed_ms = (time.perf_counter() - started) * 1000
             log.debug("%s %s -> %s in %.0f ms", method, path, response.status_code, elapsed_ms)
 
-            if response.status_code == 401 and self._tokens.can_refresh and not auth_retried:
-                self._tokens.invalidate()
+            if response.status_code == 401 and tokens.can_refresh and not auth_retried:
+                tokens.invalidate()
                 auth_retried = True
                 continue
             if response.status_code == 429 or (

@@ -6,15 +6,22 @@ and closes it, so stdio, HTTP and tests share one wiring and the tool layer cann
 
 from __future__ import annotations
 
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import mcp.types as types
 from mcp.server import Server, ServerRequestContext
+from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.shared.exceptions import MCPError
 
 from .. import __version__
+from ..api.auth import TokenProvider, request_token_provider
 from ..api.catalog import Catalog, load_catalog
 from ..api.client import InsightsClient
+from ..logs import request_id_var, subject_var
 from ..settings import PROFILES, Settings
 from .compact import call_compact, compact_tools
 from .dispatch import CallEnv, invoke
@@ -24,6 +31,8 @@ from .selection import ToolSelection
 from .tools import ToolSurface
 
 __all__ = ["INSTRUCTIONS", "build_server", "selection_for"]
+
+log = logging.getLogger(__name__)
 
 _MAX_NARROWED = 64  # distinct per-request selections kept
 RESOURCE_NOT_FOUND = -32002  # the MCP spec's code for an unknown resource
@@ -63,7 +72,13 @@ def selection_for(settings: Settings) -> ToolSelection:
     )
 
 
-def build_server(settings: Settings, client: InsightsClient, *, catalog: Catalog | None = None) -> Server[Any]:
+def build_server(
+    settings: Settings,
+    client: InsightsClient,
+    *,
+    catalog: Catalog | None = None,
+    user_tokens: Callable[[str], TokenProvider] | None = None,
+) -> Server[Any]:
     """A server exposing the selected catalog operations (or the two compact tools), sending calls through `client`.
 
     Over HTTP a request may narrow the selection with X-MCP-* headers; the narrowed surfaces are cached.
@@ -93,13 +108,34 @@ def build_server(settings: Settings, client: InsightsClient, *, catalog: Catalog
         surface = surface_for(ctx)
         return types.ListToolsResult(tools=compact_tools(surface) if compact else surface.tools)
 
+    @contextmanager
+    def as_caller(ctx: ServerRequestContext[Any]) -> Iterator[None]:
+        """Run with this request's id and user in the logs and, when hosted with OAuth, its user's token."""
+        token = get_access_token()
+        subject = token.subject if token is not None and token.subject else "-"
+        resets = [request_id_var.set(str(ctx.request_id or uuid.uuid4().hex[:12])), subject_var.set(subject)]
+        provider_reset = None
+        if user_tokens is not None:
+            if token is None or not token.subject:
+                raise PermissionError("no signed-in user")
+            provider_reset = request_token_provider.set(user_tokens(token.subject))
+        try:
+            yield
+        finally:
+            if provider_reset is not None:
+                request_token_provider.reset(provider_reset)
+            subject_var.reset(resets[1])
+            request_id_var.reset(resets[0])
+
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
         surface = surface_for(ctx)
         arguments: dict[str, Any] = dict(params.arguments or {})
         env = CallEnv(client, settings, ctx)
-        if compact:
-            return await call_compact(surface, env, params.name, arguments)
-        return await invoke(surface, env, params.name, arguments)
+        with as_caller(ctx):
+            log.info("tool %s", params.name)
+            if compact:
+                return await call_compact(surface, env, params.name, arguments)
+            return await invoke(surface, env, params.name, arguments)
 
     provider = ResourceProvider(client, catalog, settings)
 
@@ -117,7 +153,8 @@ def build_server(settings: Settings, client: InsightsClient, *, catalog: Catalog
         ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
         try:
-            return await provider.read(str(params.uri))
+            with as_caller(ctx):
+                return await provider.read(str(params.uri))
         except ValueError as exc:
             raise MCPError(RESOURCE_NOT_FOUND, str(exc)) from None
 
@@ -134,7 +171,8 @@ def build_server(settings: Settings, client: InsightsClient, *, catalog: Catalog
 
     async def complete(ctx: ServerRequestContext[Any], params: types.CompleteRequestParams) -> types.CompleteResult:
         context = dict(params.context.arguments or {}) if params.context else {}
-        completion = await provider.complete(params.argument.name, params.argument.value, context)
+        with as_caller(ctx):
+            completion = await provider.complete(params.argument.name, params.argument.value, context)
         return types.CompleteResult(completion=completion)
 
     def input_schema(name: str) -> dict[str, Any] | None:

@@ -18,6 +18,13 @@ from starlette.routing import Route
 
 from .. import __version__
 from ..errors import ConfigError
+from ..hosted.modes import (
+    HostedAuth,
+    ProviderVerifier,
+    ServiceKeyMiddleware,
+    advertise_metadata_documents,
+    require_loopback_for_none,
+)
 from ..settings import Settings
 
 __all__ = ["create_http_app", "is_loopback", "security_settings"]
@@ -50,17 +57,28 @@ def security_settings(settings: Settings) -> TransportSecuritySettings:
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
 
 
-def create_http_app(settings: Settings, server: Server[Any]) -> Starlette:
-    """The ASGI app uvicorn serves; its lifespan runs the MCP session manager."""
+def create_http_app(settings: Settings, server: Server[Any], hosted: HostedAuth | None = None) -> Starlette:
+    """The ASGI app uvicorn serves; its lifespan runs the MCP session manager. Auth per `settings.auth_mode`."""
+    require_loopback_for_none(settings, is_loopback)
+    hosted = hosted or HostedAuth()
     backend = settings.resolved_backend
 
     async def healthz(_: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "version": __version__, "backend": backend})
+        return JSONResponse({"status": "ok", "version": __version__, "backend": backend, "auth": settings.auth_mode})
 
-    return server.streamable_http_app(
+    provider = hosted.provider
+    app = server.streamable_http_app(
         streamable_http_path="/mcp",
         stateless_http=True,
         transport_security=security_settings(settings),
         host=settings.host,
-        custom_starlette_routes=[Route("/healthz", healthz, methods=["GET"])],
+        auth=hosted.auth,
+        token_verifier=ProviderVerifier(provider) if provider else None,
+        auth_server_provider=provider,
+        custom_starlette_routes=[Route("/healthz", healthz, methods=["GET"]), *hosted.routes],
     )
+    if provider is not None:
+        advertise_metadata_documents(app)
+    if settings.auth_mode == "service":
+        app.add_middleware(ServiceKeyMiddleware, keys=settings.api_keys)
+    return app

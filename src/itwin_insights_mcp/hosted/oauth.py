@@ -1,0 +1,424 @@
+"""This server as the OAuth authorization server its MCP clients see, with sign-in delegated to IMS.
+
+Flow: the client registers (dynamic registration, or a Client ID Metadata Document URL as client_id) and sends the
+user to /authorize with PKCE. We remember that request in the shared state and send the user on to IMS (our own
+PKCE, no `resource` parameter). IMS calls back /oauth/callback; we verify the ID token, seal the user's IMS tokens
+in the shared state, and hand the client an authorization code of ours. The client then receives tokens issued by
+this server for this server: short-lived JWT access tokens bound to its resource URL (`aud`) and rotating opaque
+refresh tokens. A client's token is never sent upstream: each tool call uses the signed-in user's IMS token, read
+from the shared state and refreshed there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import json
+import secrets
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlencode, urlparse
+
+import httpx
+import jwt
+from mcp.server.auth.provider import (
+    AccessToken,
+    AuthorizationCode,
+    AuthorizationParams,
+    AuthorizeError,
+    RefreshToken,
+    RegistrationError,
+    TokenError,
+)
+from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
+from pydantic import AnyUrl, ValidationError
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from ..errors import AuthError
+from .ims import IdentityProvider, ImsTokens, pkce_pair
+from .state import SharedState, digest
+
+__all__ = ["InsightsOAuthProvider", "UserTokenProvider"]
+
+ACCESS_TTL = 900  # 15 minutes
+REFRESH_TTL = 30 * 86400
+CODE_TTL = 300
+PENDING_TTL = 600
+CIMD_TTL = 3600
+REFRESH_MARGIN = 60
+
+
+class InsightsOAuthProvider:
+    """OAuthAuthorizationServerProvider for the SDK's auth routes, backed by the shared state."""
+
+    def __init__(
+        self,
+        *,
+        state: SharedState,
+        ims: IdentityProvider,
+        issuer: str,
+        resource: str,
+        signing_key: bytes,
+        redirect_allowlist: tuple[str, ...],
+    ) -> None:
+        self.state = state
+        self.ims = ims
+        self.issuer = issuer.rstrip("/")
+        self.resource = resource
+        self._key = signing_key
+        self._allowlist = redirect_allowlist
+        self.callback_url = f"{self.issuer}/oauth/callback"
+
+    # -- clients: dynamic registration and Client ID Metadata Documents ----------------------------------------
+
+    def _allowed_redirect(self, uri: str) -> bool:
+        return any(fnmatch.fnmatchcase(uri, pattern) for pattern in self._allowlist)
+
+    async def get_client(self, client_id: str) -> OAuthClientInformationFull | None:
+        row = self.state.client_record(client_id)
+        if row is not None and (row.get("_expires") is None or row["_expires"] > time.time()):
+            row.pop("_expires", None)
+            return OAuthClientInformationFull.model_validate(row)
+        if client_id.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            return await self._fetch_metadata_document(client_id)
+        return None
+
+    async def _fetch_metadata_document(self, url: str) -> OAuthClientInformationFull | None:
+        """A Client ID Metadata Document: the client_id is a URL serving the client's own metadata."""
+        try:
+            async with httpx.AsyncClient(timeout=5.0, follow_redirects=False) as http:
+                reply = await http.get(url, headers={"Accept": "application/json"})
+            if reply.status_code != 200 or len(reply.content) > 65536:
+                return None
+            document = reply.json()
+        except (httpx.HTTPError, ValueError):
+            return None
+        if not isinstance(document, dict) or document.get("client_id") != url:
+            return None
+        redirects = document.get("redirect_uris") or []
+        if not redirects or not all(isinstance(r, str) and self._allowed_redirect(r) for r in redirects):
+            return None
+        try:
+            client = OAuthClientInformationFull(
+                client_id=url,
+                redirect_uris=redirects,
+                client_name=document.get("client_name"),
+                token_endpoint_auth_method="none",  # noqa: S106 - a method name  # noqa: S106 - a method name
+                grant_types=["authorization_code", "refresh_token"],
+                response_types=["code"],
+                scope=document.get("scope"),
+            )
+        except ValidationError:
+            return None
+        data = client.model_dump(mode="json", exclude_none=True)
+        with self.state.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO oauth_clients VALUES (?, ?, ?)",
+                (url, json.dumps({**data, "_expires": time.time() + CIMD_TTL}), time.time() + CIMD_TTL),
+            )
+        return client
+
+    async def register_client(self, client_info: OAuthClientInformationFull) -> None:
+        for uri in client_info.redirect_uris or []:
+            if not self._allowed_redirect(str(uri)):
+                raise RegistrationError(
+                    "invalid_redirect_uri", f"Redirect URI {uri} is not allowed by this server's allowlist."
+                )
+        data = client_info.model_dump(mode="json", exclude_none=True)
+        with self.state.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO oauth_clients VALUES (?, ?, NULL)", (client_info.client_id, json.dumps(data))
+            )
+
+    # -- authorization: our leg to IMS ---------------------------------------------------------------------------
+
+    async def authorize(self, client: OAuthClientInformationFull, params: AuthorizationParams) -> str:
+        if params.resource is not None and params.resource.rstrip("/") != self.resource.rstrip("/"):
+            raise AuthorizeError("invalid_target", f"This server only issues tokens for {self.resource}.")
+        if not self._allowed_redirect(str(params.redirect_uri)):
+            raise AuthorizeError("invalid_request", "The redirect URI is not allowed by this server.")
+        verifier, challenge = pkce_pair()
+        nonce = secrets.token_urlsafe(16)
+        pending_id = secrets.token_urlsafe(32)
+        pending = {
+            "client_id": client.client_id,
+            "redirect_uri": str(params.redirect_uri),
+            "redirect_uri_provided_explicitly": params.redirect_uri_provided_explicitly,
+            "code_challenge": params.code_challenge,
+            "state": params.state,
+            "scopes": params.scopes or [],
+            "verifier": verifier,
+            "nonce": nonce,
+        }
+        with self.state.transaction() as conn:
+            conn.execute(
+                "INSERT INTO oauth_pending VALUES (?, ?, ?)",
+                (digest(pending_id), self.state.seal(pending), time.time() + PENDING_TTL),
+            )
+        return await self.ims.authorization_url(
+            redirect_uri=self.callback_url, state=pending_id, challenge=challenge, nonce=nonce
+        )
+
+    async def callback(self, request: Request) -> Response:
+        """IMS sends the user back here; finish sign-in and return to the MCP client with our code."""
+        pending_id = request.query_params.get("state", "")
+        with self.state.transaction() as conn:  # one use only, whichever replica gets the callback
+            row = conn.execute("SELECT data, expires FROM oauth_pending WHERE id = ?", (digest(pending_id),)).fetchone()
+            conn.execute("DELETE FROM oauth_pending WHERE id = ?", (digest(pending_id),))
+        pending = self.state.unseal(row[0]) if row and row[1] > time.time() else None
+        if pending is None:
+            return HTMLResponse("<h1>Sign-in expired or unknown</h1><p>Start again from your MCP client.</p>", 400)
+        if "error" in request.query_params:
+            return _back(
+                pending,
+                {
+                    "error": request.query_params.get("error", "access_denied"),
+                    "error_description": "Sign-in at the identity provider did not complete.",
+                },
+            )
+        try:
+            reply = await self.ims.exchange_code(
+                request.query_params.get("code", ""), pending["verifier"], self.callback_url
+            )
+            claims = await self.ims.verify_id_token(str(reply.get("id_token", "")), pending["nonce"])
+        except AuthError as exc:
+            return _back(pending, {"error": "access_denied", "error_description": str(exc)})
+        subject = f"{claims['iss']}|{claims['sub']}"
+        tokens = ImsTokens.from_reply(reply)
+        code = secrets.token_urlsafe(32)
+        data = {
+            key: pending[key]
+            for key in ("client_id", "redirect_uri", "redirect_uri_provided_explicitly", "code_challenge", "scopes")
+        }
+        data.update(subject=subject, email=claims.get("email"))
+        with self.state.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO upstream_tokens VALUES (?, ?, ?)",
+                (subject, self.state.seal(tokens.to_dict()), time.time()),
+            )
+            conn.execute(
+                "INSERT INTO oauth_codes VALUES (?, ?, ?, 0)", (digest(code), json.dumps(data), time.time() + CODE_TTL)
+            )
+        return _back(pending, {"code": code})
+
+    # -- codes and tokens ----------------------------------------------------------------------------------------
+
+    async def load_authorization_code(
+        self, client: OAuthClientInformationFull, authorization_code: str
+    ) -> AuthorizationCode | None:
+        conn_row = self.state.query_one(
+            "SELECT data, expires, used FROM oauth_codes WHERE code_hash = ?", (digest(authorization_code),)
+        )
+        if conn_row is None:
+            return None
+        data = json.loads(conn_row[0])
+        if conn_row[2]:  # a reused code: refuse it and revoke what it produced (RFC 6749 §4.1.2)
+            self._revoke_family(digest(authorization_code))
+            return None
+        if conn_row[1] < time.time() or data["client_id"] != client.client_id:
+            return None
+        return AuthorizationCode(
+            code=authorization_code,
+            scopes=data["scopes"],
+            expires_at=conn_row[1],
+            client_id=data["client_id"],
+            code_challenge=data["code_challenge"],
+            redirect_uri=AnyUrl(data["redirect_uri"]),
+            redirect_uri_provided_explicitly=data["redirect_uri_provided_explicitly"],
+            resource=self.resource,
+            subject=data["subject"],
+        )
+
+    async def exchange_authorization_code(
+        self, client: OAuthClientInformationFull, authorization_code: AuthorizationCode
+    ) -> OAuthToken:
+        code_hash = digest(authorization_code.code)
+        with self.state.transaction() as conn:
+            used = conn.execute("UPDATE oauth_codes SET used = 1 WHERE code_hash = ? AND used = 0", (code_hash,))
+            if used.rowcount != 1:
+                raise TokenError("invalid_grant", "The authorization code was already used.")
+            return self._issue(
+                conn, client.client_id, authorization_code.scopes, str(authorization_code.subject), family=code_hash
+            )
+
+    async def load_refresh_token(self, client: OAuthClientInformationFull, refresh_token: str) -> RefreshToken | None:
+        row = self.state.query_one(
+            "SELECT data, expires, revoked, family FROM oauth_refresh WHERE token_hash = ?", (digest(refresh_token),)
+        )
+        if row is None:
+            return None
+        if row[2]:  # a rotated-out refresh token came back: assume theft, end the whole family
+            self._revoke_family(row[3])
+            return None
+        data = json.loads(row[0])
+        if row[1] < time.time() or data["client_id"] != client.client_id:
+            return None
+        return RefreshToken(
+            token=refresh_token,
+            client_id=data["client_id"],
+            scopes=data["scopes"],
+            expires_at=int(row[1]),
+            resource=self.resource,
+            subject=data["subject"],
+        )
+
+    async def exchange_refresh_token(
+        self, client: OAuthClientInformationFull, refresh_token: RefreshToken, scopes: list[str]
+    ) -> OAuthToken:
+        with self.state.transaction() as conn:
+            row = conn.execute(
+                "SELECT family FROM oauth_refresh WHERE token_hash = ? AND revoked = 0", (digest(refresh_token.token),)
+            ).fetchone()
+            if row is None:
+                raise TokenError("invalid_grant", "The refresh token is no longer valid.")
+            conn.execute("UPDATE oauth_refresh SET revoked = 1 WHERE token_hash = ?", (digest(refresh_token.token),))
+            return self._issue(
+                conn, client.client_id, scopes or refresh_token.scopes, str(refresh_token.subject), family=row[0]
+            )
+
+    def _issue(self, conn: Any, client_id: str, scopes: list[str], subject: str, *, family: str) -> OAuthToken:
+        now = int(time.time())
+        jti = uuid.uuid4().hex
+        access = jwt.encode(
+            {
+                "iss": self.issuer,
+                "aud": self.resource,
+                "sub": subject,
+                "client_id": client_id,
+                "scope": " ".join(scopes),
+                "iat": now,
+                "exp": now + ACCESS_TTL,
+                "jti": jti,
+                "fam": family,
+            },
+            self._key,
+            algorithm="HS256",
+        )
+        refresh = secrets.token_urlsafe(32)
+        conn.execute(
+            "INSERT INTO oauth_refresh VALUES (?, ?, ?, ?, 0)",
+            (
+                digest(refresh),
+                family,
+                json.dumps({"client_id": client_id, "scopes": scopes, "subject": subject}),
+                now + REFRESH_TTL,
+            ),
+        )
+        return OAuthToken(
+            access_token=access,
+            token_type="Bearer",  # noqa: S106 - the type name
+            expires_in=ACCESS_TTL,
+            refresh_token=refresh,
+            scope=" ".join(scopes) or None,
+        )
+
+    async def load_access_token(self, token: str) -> AccessToken | None:
+        """A JWT of ours: signature, issuer, audience (this server's resource) and expiry, and not revoked."""
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=["HS256"],
+                audience=self.resource,
+                issuer=self.issuer,
+                options={"require": ["exp", "iat", "sub", "jti"]},
+            )
+        except jwt.PyJWTError:
+            return None
+        revoked = self.state.query_one(
+            "SELECT 1 FROM oauth_revoked WHERE jti = ? OR family = ?", (claims["jti"], claims.get("fam"))
+        )
+        if revoked:
+            return None
+        return AccessToken(
+            token=token,
+            client_id=str(claims["client_id"]),
+            scopes=str(claims["scope"]).split(),
+            expires_at=int(claims["exp"]),
+            resource=self.resource,
+            subject=str(claims["sub"]),
+            claims={"iss": claims["iss"]},
+        )
+
+    async def revoke_token(self, token: AccessToken | RefreshToken) -> None:
+        with self.state.transaction() as conn:
+            if isinstance(token, RefreshToken):
+                conn.execute("UPDATE oauth_refresh SET revoked = 1 WHERE token_hash = ?", (digest(token.token),))
+                return
+            claims = jwt.decode(token.token, options={"verify_signature": False})
+            conn.execute(
+                "INSERT OR REPLACE INTO oauth_revoked VALUES (?, NULL, ?)", (claims["jti"], float(claims["exp"]))
+            )
+
+    def _revoke_family(self, family: str) -> None:
+        with self.state.transaction() as conn:
+            conn.execute("UPDATE oauth_refresh SET revoked = 1 WHERE family = ?", (family,))
+            conn.execute(
+                "INSERT OR REPLACE INTO oauth_revoked VALUES (?, ?, ?)",
+                (f"family:{family}", family, time.time() + ACCESS_TTL),
+            )
+
+    async def exchange_identity_assertion(self, *args: Any, **kwargs: Any) -> OAuthToken:
+        raise TokenError("unsupported_grant_type", "Identity assertions are not accepted by this server.")
+
+
+def _back(pending: dict[str, Any], values: dict[str, str]) -> Response:
+    """Redirect to the MCP client's redirect URI with our code (or the error) and its own state."""
+    query = dict(values)
+    if pending.get("state"):
+        query["state"] = pending["state"]
+    target = pending["redirect_uri"]
+    separator = "&" if urlparse(target).query else "?"
+    return RedirectResponse(f"{target}{separator}{urlencode(query)}", status_code=302)
+
+
+class UserTokenProvider:
+    """One user's IMS access token, from the shared state, refreshed there (one refresh per user at a time)."""
+
+    can_refresh = True
+    _locks: dict[str, asyncio.Lock] = {}
+
+    def __init__(self, state: SharedState, ims: IdentityProvider, subject: str) -> None:
+        self._state = state
+        self._ims = ims
+        self._subject = subject
+
+    def _load(self) -> ImsTokens | None:
+        row = self._state.query_one("SELECT sealed FROM upstream_tokens WHERE subject = ?", (self._subject,))
+        data = self._state.unseal(row[0]) if row else None
+        return ImsTokens(**data) if data else None
+
+    async def get_token(self) -> str:
+        tokens = self._load()
+        if tokens is None:
+            raise AuthError("Your Bentley sign-in is gone from this server; sign in again from your MCP client.")
+        if tokens.expires_at - REFRESH_MARGIN > time.time():
+            return tokens.access_token
+        lock = self._locks.setdefault(self._subject, asyncio.Lock())
+        async with lock:
+            tokens = self._load()  # another call (or replica) may have refreshed meanwhile
+            if tokens is not None and tokens.expires_at - REFRESH_MARGIN > time.time():
+                return tokens.access_token
+            if tokens is None or not tokens.refresh_token:
+                raise AuthError("Your Bentley sign-in expired; sign in again from your MCP client.")
+            reply = await self._ims.refresh(tokens.refresh_token)
+            fresh = ImsTokens.from_reply(reply, tokens.refresh_token)
+            with self._state.transaction() as conn:
+                conn.execute(
+                    "UPDATE upstream_tokens SET sealed = ?, updated = ? WHERE subject = ?",
+                    (self._state.seal(fresh.to_dict()), time.time(), self._subject),
+                )
+            return fresh.access_token
+
+    def invalidate(self) -> None:
+        """Force a refresh at the next call by marking the stored token as expiring."""
+        tokens = self._load()
+        if tokens is not None:
+            tokens.expires_at = 0
+            with self._state.transaction() as conn:
+                conn.execute(
+                    "UPDATE upstream_tokens SET sealed = ? WHERE subject = ?",
+                    (self._state.seal(tokens.to_dict()), self._subject),
+                )

@@ -34,6 +34,14 @@ def token_provider_for(settings: Settings) -> TokenProvider:
         return NoUserTokenProvider()
     if settings.access_token:
         return StaticTokenProvider(settings.access_token)
+    if settings.desktop_login and not (settings.client_id and settings.client_secret):
+        from .api.desktop_auth import RefreshTokenProvider, default_store
+
+        return RefreshTokenProvider(
+            authority=settings.authority,
+            client_id=settings.desktop_client_id,
+            store=default_store(settings.token_store),
+        )
     if settings.client_id and settings.client_secret:
         return ClientCredentialsProvider(
             client_id=settings.client_id,
@@ -66,8 +74,8 @@ async def open_client(settings: Settings) -> AsyncIterator[InsightsClient]:
     from .sandbox.app import create_app  # imported only when the sandbox is the backend
 
     log.warning(
-        "Backend: SANDBOX (offline emulator, sample data; db %s). Set ITWIN_ACCESS_TOKEN or "
-        "ITWIN_CLIENT_ID + ITWIN_CLIENT_SECRET to use Bentley's service.",
+        "Backend: SANDBOX (offline emulator, sample data; db %s). Run `itwin-insights-mcp login`, or set "
+        "ITWIN_ACCESS_TOKEN or ITWIN_CLIENT_ID + ITWIN_CLIENT_SECRET, to use Bentley's service.",
         settings.sandbox_db,
     )
     app = create_app(db_path=settings.sandbox_db, odata_page_size=settings.sandbox_odata_page_size)

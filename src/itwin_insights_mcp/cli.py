@@ -90,12 +90,39 @@ def _build_parser() -> argparse.ArgumentParser:
     sb_serve.add_argument("--port", type=int, default=8765, help="port (default 8765)")
     sb_serve.add_argument("--db", help=_env_help("sandbox_db", "SQLite file"))
     sb_serve.add_argument("--token", help="accept only this bearer token (default: any non-empty token)")
+    sb_serve.add_argument(
+        "--record",
+        action="store_true",
+        help="log each request's method, path, caller and body in the database (for tests)",
+    )
     sb_gen = sandbox_sub.add_parser("generate", help="add a generated iModel of N elements (for benchmarks)")
     sb_gen.add_argument("--elements", type=int, required=True, help="number of physical elements")
     sb_gen.add_argument("--db", help=_env_help("sandbox_db", "SQLite file"))
     sb_gen.add_argument("--name", default=None, help="iModel display name")
     sb_gen.add_argument("--seed", type=int, default=0, help="random seed (same seed, same iModel)")
 
+    login = sub.add_parser("login", help="sign in to Bentley (browser, PKCE) and keep a refresh token")
+    login.add_argument("--authority", help=_env_help("authority", "IMS authority"))
+    login.add_argument(
+        "--client-id", dest="desktop_client_id", help=_env_help("desktop_client_id", "native/desktop app client id")
+    )
+    login.add_argument("--scopes", help="scopes (default: itwin-platform offline_access)")
+    login.add_argument(
+        "--port", dest="login_port", type=int, default=0, help="loopback port for the redirect (default: any free)"
+    )
+    login.add_argument(
+        "--redirect-uri", help="a registered loopback redirect URI, e.g. http://localhost:3000/signin-callback"
+    )
+    login.add_argument("--no-browser", action="store_true", help="print the URL instead of opening a browser")
+    login.add_argument("--timeout", type=float, default=300, help="seconds to wait for the sign-in")
+    for name, text in (("logout", "revoke and forget the stored sign-in"), ("whoami", "who is signed in")):
+        command = sub.add_parser(name, help=text)
+        command.add_argument("--authority", help=_env_help("authority", "IMS authority"))
+        command.add_argument(
+            "--client-id", dest="desktop_client_id", help=_env_help("desktop_client_id", "native/desktop app client id")
+        )
+        if name == "whoami":
+            command.add_argument("--json", action="store_true", help="print JSON")
     sub.add_parser("demo", help="run the whole workflow against a fresh sandbox and print what it made")
     tools = sub.add_parser("tools", help="list the tools this server exposes")
     tools.add_argument("--markdown", action="store_true", help="print the README's tool table")
@@ -126,12 +153,21 @@ def _settings_from(args: argparse.Namespace) -> Settings:
         "auth_mode": getattr(args, "auth_mode", None),
         "public_url": getattr(args, "public_url", None),
         "state_db": getattr(args, "state_db", None),
+        "desktop_client_id": getattr(args, "desktop_client_id", None),
         "export_dir": getattr(args, "export_dir", None),
         "max_rows": getattr(args, "max_rows", None),
         "allowed_origins": getattr(args, "allowed_origins", None),
         "log_level": getattr(args, "log_level", None),
     }
-    return Settings.from_env().with_overrides(**flags).validate()
+    settings = Settings.from_env().with_overrides(**flags)
+    if settings.backend != "sandbox" and not settings.access_token and not settings.client_secret:
+        from .api.desktop_auth import default_store, has_stored_login
+
+        store = default_store(settings.token_store)
+        settings = settings.with_overrides(
+            desktop_login=has_stored_login(settings.authority, settings.desktop_client_id, store)
+        )
+    return settings.validate()
 
 
 def _configure_logging(level: str) -> None:
@@ -169,13 +205,13 @@ async def _serve(settings: Settings) -> None:
         await uvicorn.Server(config).serve()
 
 
-async def _serve_sandbox(host: str, port: int, settings: Settings, token: str | None) -> None:
+async def _serve_sandbox(host: str, port: int, settings: Settings, token: str | None, record: bool) -> None:
     import uvicorn
 
     from .sandbox.app import create_app
 
     db = settings.sandbox_db
-    app = create_app(db_path=db, token=token, odata_page_size=settings.sandbox_odata_page_size)
+    app = create_app(db_path=db, token=token, odata_page_size=settings.sandbox_odata_page_size, record=record)
     log.info("Sandbox API at http://%s:%s (db %s)", host, port, db)
     config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on")
     await uvicorn.Server(config).serve()
@@ -219,6 +255,55 @@ def _print_tools(settings: Settings, markdown: bool) -> None:
     print(f"{len(surface.tools)} tools")
 
 
+def _account(args: argparse.Namespace, settings: Settings) -> int:
+    """login / logout / whoami: the desktop sign-in, printed without ever showing a token."""
+    from .api import desktop_auth
+
+    store = desktop_auth.default_store(settings.token_store)
+    if args.command == "login":
+        if not settings.desktop_client_id:
+            raise ConfigError("Set ITWIN_DESKTOP_CLIENT_ID (or --client-id) to your native/desktop app's client id.")
+
+        def show(url: str) -> None:
+            print(f"Open this URL to sign in:\n{url}", file=sys.stderr)
+            if not args.no_browser:
+                import webbrowser
+
+                webbrowser.open(url)
+
+        result = asyncio.run(
+            desktop_auth.login(
+                settings.authority,
+                settings.desktop_client_id,
+                args.scopes or desktop_auth.desktop_scopes(settings.scopes),
+                open_browser=show,
+                port=args.login_port,
+                redirect_uri=args.redirect_uri,
+                timeout=args.timeout,
+                store=store,
+            )
+        )
+        info = result.to_dict()
+        print(
+            f"Signed in as {info.get('email') or info.get('subject')} (scopes {info.get('scopes')}); "
+            f"kept in {info.get('location')}."
+        )
+        return 0
+    if args.command == "logout":
+        done = asyncio.run(desktop_auth.logout(settings.authority, settings.desktop_client_id, store=store))
+        print("Signed out." if done.signed_out else "Nobody was signed in.", done.note or "")
+        return 0
+    info = desktop_auth.whoami(settings.authority, settings.desktop_client_id, store=store)
+    if args.json:
+        import json
+
+        print(json.dumps(info, indent=1))
+    else:
+        for key, value in info.items():
+            print(f"{key}: {value}")
+    return 0 if info.get("signed_in") else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     parser = _build_parser()
@@ -229,9 +314,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             asyncio.run(_serve(settings))
         elif args.command == "sandbox" and args.sandbox_command == "serve":
-            asyncio.run(_serve_sandbox(args.host, args.port, settings, args.token or settings.sandbox_token))
+            asyncio.run(
+                _serve_sandbox(args.host, args.port, settings, args.token or settings.sandbox_token, args.record)
+            )
         elif args.command == "sandbox" and args.sandbox_command == "generate":
             _generate(settings.sandbox_db, args.elements, args.name, args.seed)
+        elif args.command in ("login", "logout", "whoami"):
+            return _account(args, settings)
         elif args.command == "demo":
             from .demo import run_demo
 

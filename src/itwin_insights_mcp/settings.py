@@ -87,6 +87,9 @@ class Settings:
     state_db: str = field(default_factory=default_state_db)
     state_key: str | None = field(default=None, repr=False)
     redirect_allowlist: tuple[str, ...] = DEFAULT_REDIRECTS
+    desktop_client_id: str | None = None
+    token_store: str = "auto"  # noqa: S105 - a storage choice, not a secret
+    desktop_login: bool = False  # a stored `itwin-insights-mcp login` exists (found by the CLI at start-up)
     export_dir: str = field(default_factory=default_export_dir)
     max_rows: int = 50
     timeout_seconds: float = 30.0
@@ -99,7 +102,7 @@ class Settings:
         """`auto` means Bentley when credentials exist, else the sandbox."""
         if self.backend != "auto":
             return self.backend
-        has_credentials = bool(self.access_token) or bool(self.client_id and self.client_secret)
+        has_credentials = bool(self.access_token) or bool(self.client_id and self.client_secret) or self.desktop_login
         return "bentley" if has_credentials else "sandbox"
 
     def validate(self) -> Settings:
@@ -131,11 +134,14 @@ class Settings:
             raise ConfigError(f"--mode must be full or compact, not {self.mode!r}.")
         if bool(self.client_id) != bool(self.client_secret) and not self.access_token:
             raise ConfigError("Set both ITWIN_CLIENT_ID and ITWIN_CLIENT_SECRET (service app), or ITWIN_ACCESS_TOKEN.")
-        if self.backend == "bentley" and not (self.access_token or (self.client_id and self.client_secret)):
+        signed_in = self.access_token or (self.client_id and self.client_secret) or self.desktop_login
+        if self.backend == "bentley" and not signed_in:
             raise ConfigError(
-                "Backend 'bentley' needs credentials: set ITWIN_ACCESS_TOKEN, or ITWIN_CLIENT_ID and "
-                "ITWIN_CLIENT_SECRET. Use --backend sandbox to try the server without a Bentley account."
+                "Backend 'bentley' needs credentials: run `itwin-insights-mcp login`, or set ITWIN_ACCESS_TOKEN, or "
+                "ITWIN_CLIENT_ID and ITWIN_CLIENT_SECRET. Use --backend sandbox to try it without a Bentley account."
             )
+        if self.token_store not in ("auto", "keyring", "file"):
+            raise ConfigError("ITWIN_INSIGHTS_TOKEN_STORE must be auto, keyring or file.")
         if not 1 <= self.max_rows <= 1000:
             raise ConfigError("ITWIN_INSIGHTS_MAX_ROWS must be between 1 and 1000.")
         if not 1 <= self.sandbox_odata_page_size <= 100_000:
@@ -218,6 +224,8 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "ITWIN_INSIGHTS_STATE_DB": ("state_db", "str"),
     "ITWIN_INSIGHTS_STATE_KEY": ("state_key", "str"),
     "ITWIN_INSIGHTS_REDIRECT_ALLOWLIST": ("redirect_allowlist", "list"),
+    "ITWIN_DESKTOP_CLIENT_ID": ("desktop_client_id", "str"),
+    "ITWIN_INSIGHTS_TOKEN_STORE": ("token_store", "str"),
     "ITWIN_INSIGHTS_EXPORT_DIR": ("export_dir", "str"),
     "ITWIN_INSIGHTS_MAX_ROWS": ("max_rows", "int"),
     "ITWIN_INSIGHTS_TIMEOUT": ("timeout_seconds", "float"),
@@ -253,6 +261,9 @@ ENV_DESCRIPTIONS: dict[str, str] = {
     "ITWIN_INSIGHTS_PUBLIC_URL": "oauth mode: the URL clients reach the server at (issuer and token audience)",
     "ITWIN_INSIGHTS_STATE_DB": "oauth mode: the SQLite file every replica on the node shares",
     "ITWIN_INSIGHTS_STATE_KEY": "oauth mode: Fernet key sealing users' IMS tokens at rest (same on every replica)",
+    "ITWIN_DESKTOP_CLIENT_ID": "your native/desktop app's client id, for itwin-insights-mcp login",
+    "ITWIN_INSIGHTS_TOKEN_STORE": "where login keeps the refresh token: auto (OS keyring, else a 0600 file), "
+    "keyring or file",
     "ITWIN_INSIGHTS_REDIRECT_ALLOWLIST": "oauth mode: redirect URI patterns clients may register (comma list)",
     "ITWIN_INSIGHTS_PROFILE": "reporting-v1 (the documented Insights API), current (as Bentley's tools work today) "
     "or all",

@@ -31,7 +31,7 @@ from .jobs import JobRunner
 from .reporting import REPORTING_HANDLERS
 from .reporting_v2 import REPORTING_V2_HANDLERS
 from .seed import ensure_seeded
-from .store import Store
+from .store import Store, now_iso
 
 __all__ = ["HANDLERS", "Sandbox", "create_app"]
 
@@ -56,9 +56,12 @@ _UNAUTHORIZED = (
 class Sandbox:
     """The emulator's state: its store, its background jobs and its settings."""
 
-    def __init__(self, db_path: str, *, token: str | None = None, odata_page_size: int = 1000) -> None:
+    def __init__(
+        self, db_path: str, *, token: str | None = None, odata_page_size: int = 1000, record: bool = False
+    ) -> None:
         self.store = Store(db_path)
         self.token = token
+        self.record = record  # keep who called what (method, path, caller, body), for identity tests
         self.odata_page_size = odata_page_size
         self.jobs = JobRunner(self.store)
 
@@ -173,6 +176,13 @@ async def _serve(op: Operation, handler: Handler, sandbox: Sandbox, request: Req
     invalid_code = INVALID_REQUEST_CODES.get(op.family.name, "InvalidInsightsRequest")
     try:
         user = _authenticate(request, sandbox, op)
+        if sandbox.record:
+            body = (await request.body())[:500].decode(errors="replace")
+            with sandbox.store.transaction() as conn:
+                conn.execute(
+                    "INSERT INTO sandbox_requests (at, method, path, user_email, body) VALUES (?, ?, ?, ?, ?)",
+                    (now_iso(), request.method, request.url.path, user, body),
+                )
         call = Call(
             request=request,
             op=op,
@@ -242,10 +252,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(
-    db_path: str = ":memory:", *, token: str | None = None, odata_page_size: int = 1000, catalog: Catalog | None = None
+    db_path: str = ":memory:",
+    *,
+    token: str | None = None,
+    odata_page_size: int = 1000,
+    record: bool = False,
+    catalog: Catalog | None = None,
 ) -> Starlette:
     """The sandbox as an ASGI app; its lifespan seeds the sample data and recovers interrupted jobs."""
-    sandbox = Sandbox(db_path, token=token, odata_page_size=odata_page_size)
+    sandbox = Sandbox(db_path, token=token, odata_page_size=odata_page_size, record=record)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -32,6 +32,10 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE INDEX IF NOT EXISTS records_by_id ON records (kind, id);
 CREATE INDEX IF NOT EXISTS records_by_parent ON records (kind, parent, seq);
+CREATE TABLE IF NOT EXISTS sandbox_requests (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL,
+    user_email TEXT NOT NULL, body TEXT
+);
 CREATE TABLE IF NOT EXISTS sandbox_imodels (
     id TEXT PRIMARY KEY,
     itwin_id TEXT NOT NULL,

@@ -27,6 +27,7 @@ from itwin_insights_mcp.sandbox.ecsql import QueryTranslationError, translate
 from itwin_insights_mcp.sandbox.formulas import FormulaError, evaluate, infer_type, parse
 from itwin_insights_mcp.sandbox.seed import ensure_seeded
 from itwin_insights_mcp.sandbox.store import Store
+from itwin_insights_mcp.settings import PROFILES
 
 ROOT = Path(__file__).resolve().parents[2]
 SKILLS = ROOT / "skills"
@@ -40,6 +41,7 @@ EXPECTED_SKILLS = {
     "insights-odata",
     "insights-auth",
     "insights-errors",
+    "insights-api-families",
 }
 # Tools served by this server but not from the API catalog (local tools and the compact mode's two).
 EXTRA_TOOLS = {
@@ -85,7 +87,9 @@ SAMPLE_ROW: dict[str, object] = {
 }
 NULL_ROW: dict[str, object] = {**SAMPLE_ROW, "Cost": None, "Material": None, "FireRating": None, "UserLabel": None}
 
-TOOL_WORD = re.compile(r"^(list|get|create|update|delete|copy|run|wait|export|search|call|read|auth)_[a-z_]+$")
+TOOL_WORD = re.compile(
+    r"^(?:gm_|v2_)?(list|get|create|update|delete|copy|run|wait|export|search|call|read|auth|revoke)_[a-z0-9_]+$"
+)
 TOOL_CALL = re.compile(r"^([a-z][a-z0-9]*(?:_[a-z0-9]+)+)\(")
 INLINE_CODE = re.compile(r"`([^`]+)`")
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
@@ -360,3 +364,37 @@ def test_every_tool_named_exists_with_those_arguments() -> None:
             if named is not None and named.group(1) not in accepted:
                 problems.append(f"{where}: `{tool}` has no argument `{named.group(1)}` (it takes {sorted(accepted)})")
     assert not problems, "\n".join(problems)
+
+
+def test_the_families_skill_names_every_tool_of_the_newer_families() -> None:
+    """Grouping & Mapping, Reporting v2 and API-key tools all appear in `insights-api-families`."""
+    named = {tool for where, tool, _ in inline_tool_mentions() if where.startswith("insights-api-families/")}
+    newer = {op.tool for op in load_catalog() if op.tool.startswith(("gm_", "v2_")) or "api_key" in op.tool}
+    assert newer, "the catalog has no Grouping & Mapping, v2 or API-key tools"
+    assert not newer - named, f"not named in insights-api-families: {sorted(newer - named)}"
+
+
+def profile_rows(path: Path) -> dict[str, set[str]]:
+    """Profile name -> the backticked names in its table row, for rows starting with a backticked profile."""
+    rows: dict[str, set[str]] = {}
+    for line in split_fences(path)[1].splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if not line.lstrip().startswith("|") or len(cells) < 2:
+            continue
+        first = INLINE_CODE.findall(cells[0])
+        if first and first[0] in PROFILES:
+            rows[first[0]] = set(INLINE_CODE.findall(cells[1]))
+    return rows
+
+
+@pytest.mark.parametrize(
+    "path",
+    [SKILLS / "insights-api-families" / "SKILL.md", SKILLS / "insights-reporting" / "references" / "tool-surface.md"],
+    ids=lambda p: p.relative_to(SKILLS).as_posix(),
+)
+def test_profile_tables_match_the_server(path: Path) -> None:
+    rows = profile_rows(path)
+    assert set(rows) == set(PROFILES), f"{path.name}: profile rows {sorted(rows)}"
+    for profile, toolsets in PROFILES.items():
+        if toolsets is not None:
+            assert rows[profile] == set(toolsets), f"{profile}: {sorted(rows[profile])} != {sorted(toolsets)}"

@@ -14,16 +14,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.routes import build_metadata
 from mcp.server.auth.settings import AuthSettings, ClientRegistrationOptions, RevocationOptions
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, request_response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..api.auth import TokenProvider
@@ -125,29 +125,27 @@ def hosted_auth(settings: Settings) -> HostedAuth:
     )
 
 
-def advertise_metadata_documents(app: Starlette) -> None:
-    """Add `client_id_metadata_document_supported: true` to the SDK's RFC 8414 metadata (it does not say so)."""
+def advertise_metadata_documents(app: Starlette, auth: AuthSettings) -> None:
+    """Serve the RFC 8414 metadata with `client_id_metadata_document_supported: true` (the SDK's omits it)."""
+    metadata = build_metadata(
+        auth.issuer_url,
+        auth.service_documentation_url,
+        auth.client_registration_options or ClientRegistrationOptions(),
+        auth.revocation_options or RevocationOptions(),
+        supports_identity_assertion=False,
+    ).model_dump(by_alias=True, exclude_none=True, mode="json")
+    metadata["client_id_metadata_document_supported"] = True
+
+    async def endpoint(request: Request) -> Response:
+        headers = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "GET, OPTIONS"}
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers=headers)
+        return JSONResponse(metadata, headers={**headers, "Cache-Control": "public, max-age=3600"})
+
     for route in app.router.routes:
         if isinstance(route, Route) and route.path == "/.well-known/oauth-authorization-server":
-            inner: Callable[[Request], Awaitable[Response]] = route.endpoint
-
-            async def endpoint(request: Request, inner: Callable[[Request], Awaitable[Response]] = inner) -> Response:
-                response = await inner(request)
-                if request.method != "GET" or response.status_code != 200:
-                    return response
-                data: dict[str, Any] = json.loads(bytes(response.body))
-                data["client_id_metadata_document_supported"] = True
-                headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
-                return JSONResponse(data, headers=headers)
-
             route.endpoint = endpoint
-            route.app = _request_response(endpoint)
-
-
-def _request_response(endpoint: Callable[[Request], Awaitable[Response]]) -> ASGIApp:
-    from starlette.routing import request_response
-
-    return request_response(endpoint)
+            route.app = request_response(endpoint)
 
 
 def require_loopback_for_none(settings: Settings, is_loopback: Callable[[str], bool]) -> None:

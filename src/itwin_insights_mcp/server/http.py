@@ -78,7 +78,8 @@ def create_http_app(settings: Settings, server: Server[Any], hosted: HostedAuth 
         custom_starlette_routes=[Route("/healthz", healthz, methods=["GET"]), *hosted.routes],
     )
     if provider is not None:
-        advertise_metadata_documents(app)
+        assert hosted.auth is not None
+        advertise_metadata_documents(app, hosted.auth)
     if settings.auth_mode == "service":
         app.add_middleware(ServiceKeyMiddleware, keys=settings.api_keys)
     return app

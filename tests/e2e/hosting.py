@@ -5,7 +5,6 @@ the sandbox over HTTP as the Bentley API (recording who called what), two replic
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import os
@@ -73,32 +72,21 @@ class RoundRobin:
             + (("?" + scope["query_string"].decode()) if scope["query_string"] else "")
         )
         headers = [(k.decode(), v.decode()) for k, v in scope["headers"]]
-        async with httpx.AsyncClient(timeout=60) as http:
-            async with http.stream(scope["method"], url, headers=headers, content=body) as reply:
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": reply.status_code,
-                        "headers": [
-                            (k.encode(), v.encode())
-                            for k, v in reply.headers.raw_items()
-                            if k.lower() not in (b"content-length", b"transfer-encoding")
-                        ],
-                    }
-                    if False
-                    else {
-                        "type": "http.response.start",
-                        "status": reply.status_code,
-                        "headers": [
-                            (k, v)
-                            for k, v in reply.headers.raw
-                            if k.lower() not in (b"content-length", b"transfer-encoding")
-                        ],
-                    }
-                )
-                async for chunk in reply.aiter_raw():
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        hop_by_hop = (b"content-length", b"transfer-encoding", b"connection")
+        async with (
+            httpx.AsyncClient(timeout=60) as http,
+            http.stream(scope["method"], url, headers=headers, content=body) as reply,
+        ):
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": reply.status_code,
+                    "headers": [(k, v) for k, v in reply.headers.raw if k.lower() not in hop_by_hop],
+                }
+            )
+            async for chunk in reply.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 @dataclass
@@ -242,7 +230,3 @@ async def sign_in(authorization_url: str, user: str) -> tuple[str, str | None]:
                 fields.update(login=user, password="any")
             reply = await browser.post(urljoin(location, action.group(1)), data=fields)
     raise AssertionError("sign-in did not finish")
-
-
-def run(coroutine: Any) -> Any:
-    return asyncio.get_event_loop().run_until_complete(coroutine)

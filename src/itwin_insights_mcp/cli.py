@@ -128,6 +128,7 @@ def _build_parser() -> argparse.ArgumentParser:
     tools.add_argument("--markdown", action="store_true", help="print the README's tool table")
     tools.add_argument("--read-only", action="store_true", default=None, help="only the read tools")
     tools.add_argument("--toolsets", type=_csv, help="only these toolsets")
+    tools.add_argument("--profile", choices=["reporting-v1", "current", "all"], help="which API families")
     return parser
 
 

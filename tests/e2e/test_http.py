@@ -47,49 +47,47 @@ def test_healthz_and_host_origin_checks(serve_process: tuple[str, subprocess.Pop
     assert local_origin.status_code == 200
 
 
-def test_non_loopback_bind_requires_allowed_hosts(sandbox_db: str) -> None:
+def test_non_loopback_bind_requires_auth_and_allowed_hosts(sandbox_db: str) -> None:
     from .conftest import COMMAND, child_env
 
-    done = subprocess.run(
-        [COMMAND, "serve", "--transport", "http", "--host", "0.0.0.0", "--port", "1"],
-        capture_output=True,
-        env=child_env(sandbox_db),
-        timeout=30,
-        check=False,
+    def serve(**env: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [COMMAND, "serve", "--transport", "http", "--host", "0.0.0.0", "--port", "1"],  # noqa: S104
+            capture_output=True,
+            env=child_env(sandbox_db, **env),
+            timeout=30,
+            check=False,
+        )
+
+    open_to_all = serve()
+    assert open_to_all.returncode == 2 and b"--auth service" in open_to_all.stderr
+    keyed = serve(ITWIN_INSIGHTS_AUTH="service", ITWIN_INSIGHTS_API_KEYS="k1")
+    assert keyed.returncode == 2 and b"ITWIN_INSIGHTS_ALLOWED_HOSTS" in keyed.stderr
+    no_keys = serve(ITWIN_INSIGHTS_AUTH="service")
+    assert no_keys.returncode == 2 and b"ITWIN_INSIGHTS_API_KEYS" in no_keys.stderr
+
+
+def test_service_mode_requires_an_api_key(sandbox_db: str) -> None:
+    from .conftest import COMMAND, child_env, free_port, wait_for
+
+    port = free_port()
+    env = child_env(sandbox_db, ITWIN_INSIGHTS_AUTH="service", ITWIN_INSIGHTS_API_KEYS="key-one,key-two")
+    process = subprocess.Popen(
+        [COMMAND, "serve", "--transport", "http", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
-    assert done.returncode == 2 and b"ITWIN_INSIGHTS_ALLOWED_HOSTS" in done.stderr
-
-
-async def list_over_http(url: str, headers: dict[str, str]) -> set[str]:
-    import httpx2
-    from mcp.client.streamable_http import streamable_http_client
-
-    async with (
-        httpx2.AsyncClient(headers=headers) as http,
-        Client(streamable_http_client(url, http_client=http), mode="legacy") as client,
-    ):
-        return {t.name for t in (await client.list_tools()).tools}
-
-
-async def test_headers_narrow_but_never_widen(sandbox_db: str) -> None:
-    from .conftest import http_server
-
-    with http_server(sandbox_db, "--toolsets", "reports,odata") as (base, _):
-        url = f"{base}/mcp"
-        everything = await list_over_http(url, {})
-        assert everything and all(not n.startswith(("list_mappings", "create_group")) for n in everything)
-        odata = await list_over_http(url, {"X-MCP-Toolsets": "odata"})
-        assert odata == {
-            "get_odata_service",
-            "get_odata_metadata",
-            "get_odata_entity_page",
-            "export_odata_entity",
-            "read_skill",
-            "auth_status",
-        }
-        read_only = await list_over_http(url, {"X-MCP-Read-Only": "true"})
-        assert read_only and "create_report" not in read_only and "get_report" in read_only
-        widened = await list_over_http(url, {"X-MCP-Toolsets": "mappings", "X-MCP-Tools": "list_mappings"})
-        assert widened == {"read_skill", "auth_status"}  # a header cannot add what the server does not expose
-        excluded = await list_over_http(url, {"X-MCP-Exclude-Tools": "delete_report"})
-        assert excluded == everything - {"delete_report"}
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{base}/healthz", process)
+        assert httpx.post(f"{base}/mcp", json=INIT, headers=HEADERS).status_code == 401
+        wrong = httpx.post(f"{base}/mcp", json=INIT, headers={**HEADERS, "Authorization": "Bearer key-three"})
+        assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_token"
+        right = httpx.post(f"{base}/mcp", json=INIT, headers={**HEADERS, "Authorization": "Bearer key-two"})
+        assert right.status_code == 200
+        assert httpx.get(f"{base}/healthz").json()["auth"] == "service"
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=10)
+    assert b"key-one" not in stderr and b"key-two" not in stderr

@@ -216,6 +216,13 @@ class Catalog:
                 listers[(op.family.name, op.path.rstrip("/"))] = op
         return listers
 
+    def lister_for_id(self, name: str) -> Operation | None:
+        """The list operation for an id named like `mappingId` or `aggregationTableSetId` (for error hints)."""
+        if name in _CONTEXT_LISTERS:
+            return self.get(_CONTEXT_LISTERS[name])
+        stem = re.sub(r"(?<!^)(?=[A-Z])", "_", name.removesuffix("Id")).lower()
+        return self.get(f"list_{stem}s") or self.get(f"list_{stem}")
+
     def lister_for(self, op: Operation, param: str) -> Operation | None:
         """The list operation that yields valid values of path parameter `param` of `op` (for error hints)."""
         if param in _CONTEXT_LISTERS:

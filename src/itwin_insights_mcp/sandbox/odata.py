@@ -236,7 +236,9 @@ def odata_entity(call: Call) -> Response:
     base = f"{call.base_url}{RP}/odata/{report_id}"
     body: dict[str, Any] = {"@odata.context": f"{base}/$metadata#{entity.name}", "value": page}
     if more:
-        body["@odata.nextLink"] = f"{base}/{REGION}/{entity.manifest_id}/{entity.name}?sequence={sequence + 1}"
+        version = call.request.query_params.get("api-version")  # kept, so a client without headers can follow it
+        suffix = f"&api-version={version}" if version in ("v1", "v2") else ""
+        body["@odata.nextLink"] = f"{base}/{REGION}/{entity.manifest_id}/{entity.name}?sequence={sequence + 1}{suffix}"
     return json_response(body)
 
 

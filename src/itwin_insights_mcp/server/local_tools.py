@@ -128,9 +128,15 @@ async def wait_for_extraction(ctx: LocalContext, arguments: dict[str, Any]) -> t
         interval = _poll_interval(elapsed)
         if done or elapsed + interval > limit:
             if done and state in ("Succeeded", "PartiallySucceeded"):
-                step = "Read list_extraction_logs if containsIssues is true; otherwise the data is ready."
+                step = (
+                    "Read list_extraction_logs (gm_list_extraction_logs for a Grouping & Mapping run) if "
+                    "containsIssues is true; otherwise the data is ready."
+                )
             elif done:
-                step = "Read list_extraction_logs(jobId) to see why it failed, fix the mapping, run it again."
+                step = (
+                    "Read list_extraction_logs(jobId) (or gm_list_extraction_logs) to see why it failed, fix the "
+                    "mapping, run it again."
+                )
             else:
                 step = "Still running: call wait_for_extraction again with the same jobId."
             data = {

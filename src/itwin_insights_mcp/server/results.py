@@ -169,6 +169,11 @@ def _not_found_step(op: Operation, exc: ApiError, catalog: Catalog, arguments: d
             "with update_report(reportId, deleted=false). A report publishes tables only after its mappings "
             "were extracted."
         )
+    if exc.target and exc.target in op.body_fields:  # an id given in the body (e.g. mappingId of a report mapping)
+        lister = catalog.lister_for_id(exc.target)
+        shown = f" ({arguments.get(exc.target)!r})" if arguments.get(exc.target) is not None else ""
+        where = f"; call `{lister.tool}` to find a valid one" if lister else ""
+        return f"`{exc.target}`{shown} was not found{where}."
     path_params = [p for p in op.parameters if p.location == "path"]
     named = exc.target if exc.target and op.parameter(exc.target) else None
     if named is None and path_params:

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -46,7 +48,7 @@ async def export_through_mcp(db: str, out_dir: str) -> dict[str, Any]:
         seconds = time.perf_counter() - started
     assert not result.is_error and result.structured_content is not None
     rows = int(result.structured_content["rows"])
-    size_mb = Path(result.structured_content["path"]).stat().st_size / 1e6
+    size_mb = (await anyio.Path(result.structured_content["path"]).stat()).st_size / 1e6
     return {"rows": rows, "seconds": round(seconds, 1), "rows_per_s": round(rows / seconds),
             "file_mb": round(size_mb), "peak_rss_before_export_mb": round(rss_before),
             "peak_rss_mb": round(peak_rss_mb())}

@@ -52,7 +52,7 @@ def test_non_loopback_bind_requires_auth_and_allowed_hosts(sandbox_db: str) -> N
 
     def serve(**env: str) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(
-            [COMMAND, "serve", "--transport", "http", "--host", "0.0.0.0", "--port", "1"],  # noqa: S104
+            [COMMAND, "serve", "--transport", "http", "--host", "0.0.0.0", "--port", "1"],
             capture_output=True,
             env=child_env(sandbox_db, **env),
             timeout=30,

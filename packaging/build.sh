@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Build everything that ships, into OUTDIR (default dist/):
+#   the wheel and sdist (`python -m build`, the sdist's wheel built from the sdist), checked by `twine check`;
+#   server.json for the MCP registry (generated; must equal the committed /server.json);
+#   the Claude Desktop bundle itwin-insights-mcp-<version>.mcpb (manifest generated, validated and packed by the
+#   official @anthropic-ai/mcpb tool, pinned below).
+# Needs: the package importable by $PYTHON (the dev install), `build` and `twine` in it, and node/npx.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MCPB="@anthropic-ai/mcpb@2.1.2"
+PYTHON="${PYTHON:-python}"
+OUTDIR="${1:-dist}"
+
+mkdir -p "$OUTDIR"
+OUTDIR="$(cd "$OUTDIR" && pwd)"
+rm -rf "$OUTDIR"/itwin_insights_mcp-* "$OUTDIR"/itwin-insights-mcp-*.mcpb "$OUTDIR/server.json" "$OUTDIR/mcpb"
+
+echo "== wheel and sdist" >&2
+"$PYTHON" -m build --outdir "$OUTDIR" . >&2
+"$PYTHON" -m twine check --strict "$OUTDIR"/itwin_insights_mcp-*.whl "$OUTDIR"/itwin_insights_mcp-*.tar.gz >&2
+
+echo "== server.json" >&2
+"$PYTHON" -m itwin_insights_mcp.distribution server-json "$OUTDIR"
+if ! cmp -s server.json "$OUTDIR/server.json"; then
+    echo "server.json is stale: run \`python -m itwin_insights_mcp.distribution server-json .\` and commit it." >&2
+    exit 1
+fi
+
+echo "== Claude Desktop bundle" >&2
+version="$("$PYTHON" -c 'import itwin_insights_mcp; print(itwin_insights_mcp.__version__)')"
+wheel="$OUTDIR/itwin_insights_mcp-$version-py3-none-any.whl"
+test -f "$wheel" || { echo "expected $wheel from the build" >&2; exit 1; }
+stage="$OUTDIR/mcpb"
+mkdir -p "$stage/wheels"
+cp -R packaging/mcpb/. "$stage/"
+cp "$wheel" "$stage/wheels/"
+"$PYTHON" -m itwin_insights_mcp.distribution mcpb-manifest "$stage"
+npx --yes "$MCPB" validate "$stage/manifest.json" >&2
+npx --yes "$MCPB" pack "$stage" "$OUTDIR/itwin-insights-mcp-$version.mcpb" >&2
+
+echo "built:" >&2
+ls -l "$OUTDIR"/itwin_insights_mcp-* "$OUTDIR"/itwin-insights-mcp-*.mcpb "$OUTDIR/server.json" >&2

@@ -1,6 +1,6 @@
 """Which API the tools talk to: Bentley's service, or the sandbox in-process. The only module that knows both.
 
-With no credentials the sandbox runs inside this process behind `httpx.ASGITransport` (no port is opened), and
+With no credentials the sandbox runs inside this process behind `httpx2.ASGITransport` (no port is opened), and
 stderr says so loudly; the tool layer sees the same `InsightsClient` either way.
 """
 
@@ -10,7 +10,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
+import httpx2
 
 from .api.auth import ClientCredentialsProvider, NoUserTokenProvider, StaticTokenProvider, TokenProvider
 from .api.client import InsightsClient, RetryPolicy
@@ -82,7 +82,7 @@ async def open_client(settings: Settings) -> AsyncIterator[InsightsClient]:
     client = InsightsClient(
         base_url=SANDBOX_BASE_URL,
         token_provider=StaticTokenProvider("sandbox"),
-        transport=httpx.ASGITransport(app=app),
+        transport=httpx2.ASGITransport(app=app),
         timeout_seconds=settings.timeout_seconds,
         retry=_retry_policy(settings),
     )

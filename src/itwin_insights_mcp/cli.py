@@ -178,7 +178,8 @@ def _configure_logging(level: str) -> None:
     handler.addFilter(RequestContextFilter())
     handler.setFormatter(logging.Formatter(FORMAT))
     logging.basicConfig(level=level.upper(), handlers=[handler])
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry full URLs on every call
+    for noisy in ("httpx", "httpx2", "httpcore"):  # their INFO lines carry full URLs on every call
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 async def _serve(settings: Settings) -> None:

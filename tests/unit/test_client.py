@@ -1,11 +1,11 @@
-"""InsightsClient: retries, error mapping, paging tokens and token refresh, against httpx.MockTransport."""
+"""InsightsClient: retries, error mapping, paging tokens and token refresh, against httpx2.MockTransport."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 
-import httpx
+import httpx2
 import pytest
 
 from itwin_insights_mcp.api.auth import ClientCredentialsProvider, StaticTokenProvider
@@ -18,11 +18,11 @@ pytestmark = pytest.mark.anyio
 class Recorder:
     """A MockTransport handler that answers from a script and remembers every request."""
 
-    def __init__(self, *responses: httpx.Response | Exception) -> None:
+    def __init__(self, *responses: httpx2.Response | Exception) -> None:
         self.script = list(responses)
-        self.requests: list[httpx.Request] = []
+        self.requests: list[httpx2.Request] = []
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
         self.requests.append(request)
         item = self.script.pop(0) if len(self.script) > 1 else self.script[0]
         if isinstance(item, Exception):
@@ -37,19 +37,19 @@ def make_client(handler: Recorder, sleeps: list[float], **policy: float) -> Insi
     return InsightsClient(
         base_url="https://api.example.test",
         token_provider=StaticTokenProvider("tok-123"),
-        transport=httpx.MockTransport(handler),
+        transport=httpx2.MockTransport(handler),
         retry=RetryPolicy(**policy),  # type: ignore[arg-type]
         sleep=fake_sleep,
     )
 
 
-def ok(body: object) -> httpx.Response:
-    return httpx.Response(200, json=body)
+def ok(body: object) -> httpx2.Response:
+    return httpx2.Response(200, json=body)
 
 
 async def test_429_is_retried_after_retry_after_then_succeeds() -> None:
     handler = Recorder(
-        httpx.Response(
+        httpx2.Response(
             429, headers={"Retry-After": "2"}, json={"error": {"code": "TooManyRequests", "message": "slow down"}}
         ),
         ok({"report": {"id": "r1"}}),
@@ -65,7 +65,7 @@ async def test_429_is_retried_after_retry_after_then_succeeds() -> None:
 
 async def test_429_gives_up_when_retry_after_exceeds_the_cap() -> None:
     handler = Recorder(
-        httpx.Response(
+        httpx2.Response(
             429, headers={"Retry-After": "120"}, json={"error": {"code": "TooManyRequests", "message": "wait"}}
         )
     )
@@ -81,7 +81,7 @@ async def test_429_gives_up_when_retry_after_exceeds_the_cap() -> None:
 
 async def test_429_retries_are_bounded_in_count() -> None:
     handler = Recorder(
-        httpx.Response(429, headers={"Retry-After": "0"}, json={"error": {"code": "TooManyRequests", "message": "x"}})
+        httpx2.Response(429, headers={"Retry-After": "0"}, json={"error": {"code": "TooManyRequests", "message": "x"}})
     )
     sleeps: list[float] = []
     async with make_client(handler, sleeps, max_retries=3) as client:
@@ -92,7 +92,7 @@ async def test_429_retries_are_bounded_in_count() -> None:
 
 
 async def test_post_is_not_retried_on_503() -> None:
-    handler = Recorder(httpx.Response(503, text="unavailable"), ok({}))
+    handler = Recorder(httpx2.Response(503, text="unavailable"), ok({}))
     sleeps: list[float] = []
     async with make_client(handler, sleeps) as client:
         with pytest.raises(ApiError) as caught:
@@ -104,7 +104,7 @@ async def test_post_is_not_retried_on_503() -> None:
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
 async def test_idempotent_methods_are_retried_on_503(method: str) -> None:
-    handler = Recorder(httpx.Response(503), httpx.Response(502), ok({"ok": True}))
+    handler = Recorder(httpx2.Response(503), httpx2.Response(502), ok({"ok": True}))
     sleeps: list[float] = []
     async with make_client(handler, sleeps) as client:
         response = await client.request(method, "/x")
@@ -113,7 +113,7 @@ async def test_idempotent_methods_are_retried_on_503(method: str) -> None:
 
 
 async def test_post_connection_error_is_not_retried_and_says_why() -> None:
-    handler = Recorder(httpx.ConnectError("refused"))
+    handler = Recorder(httpx2.ConnectError("refused"))
     sleeps: list[float] = []
     async with make_client(handler, sleeps) as client:
         with pytest.raises(TransportError) as caught:
@@ -124,7 +124,7 @@ async def test_post_connection_error_is_not_retried_and_says_why() -> None:
 
 
 async def test_get_connection_error_is_retried() -> None:
-    handler = Recorder(httpx.ReadTimeout("slow"), ok({"v": 1}))
+    handler = Recorder(httpx2.ReadTimeout("slow"), ok({"v": 1}))
     sleeps: list[float] = []
     async with make_client(handler, sleeps) as client:
         response = await client.request("GET", "/x")
@@ -140,7 +140,7 @@ async def test_error_body_is_mapped_with_code_target_and_details() -> None:
             "details": [{"code": "InvalidValue", "message": "x", "target": "formula"}],
         }
     }
-    handler = Recorder(httpx.Response(422, json=body))
+    handler = Recorder(httpx2.Response(422, json=body))
     async with make_client(handler, []) as client:
         with pytest.raises(ApiError) as caught:
             await client.request("POST", "/x", json_body={})
@@ -155,7 +155,7 @@ async def test_error_body_is_mapped_with_code_target_and_details() -> None:
 
 
 async def test_non_json_error_body_keeps_status_and_text() -> None:
-    handler = Recorder(httpx.Response(500, text="<html>boom</html>"))
+    handler = Recorder(httpx2.Response(500, text="<html>boom</html>"))
     async with make_client(handler, [], max_retries=0) as client:
         with pytest.raises(ApiError) as caught:
             await client.request("GET", "/x")
@@ -163,7 +163,7 @@ async def test_non_json_error_body_keeps_status_and_text() -> None:
 
 
 async def test_request_carries_bearer_and_accept_headers() -> None:
-    handler = Recorder(httpx.Response(204))
+    handler = Recorder(httpx2.Response(204))
     async with make_client(handler, []) as client:
         response = await client.request("DELETE", "/x", accept="application/vnd.bentley.itwin-platform.v2+json")
     sent = handler.requests[0]
@@ -186,22 +186,22 @@ def test_next_page_token_reads_links_next() -> None:
     assert next_page_token("not a dict") is None
 
 
-def token_endpoint(counter: dict[str, int], delay: float = 0.05) -> httpx.MockTransport:
-    async def handler(request: httpx.Request) -> httpx.Response:
+def token_endpoint(counter: dict[str, int], delay: float = 0.05) -> httpx2.MockTransport:
+    async def handler(request: httpx2.Request) -> httpx2.Response:
         if request.url.path.endswith("/.well-known/openid-configuration"):
-            return httpx.Response(200, json={"token_endpoint": "https://ims.example.test/connect/token"})
+            return httpx2.Response(200, json={"token_endpoint": "https://ims.example.test/connect/token"})
         if request.url.path == "/connect/token":
             counter["token"] += 1
             form = dict(x.split("=", 1) for x in request.content.decode().split("&"))
             assert form["grant_type"] == "client_credentials"
             await asyncio.sleep(delay)
-            return httpx.Response(
+            return httpx2.Response(
                 200, json={"access_token": f"svc-{counter['token']}", "expires_in": 3600, "token_type": "Bearer"}
             )
         counter["api"] += 1
-        return httpx.Response(200, json={"auth": request.headers["authorization"]})
+        return httpx2.Response(200, json={"auth": request.headers["authorization"]})
 
-    return httpx.MockTransport(handler)
+    return httpx2.MockTransport(handler)
 
 
 async def test_client_credentials_refresh_once_under_20_concurrent_calls() -> None:
@@ -241,17 +241,17 @@ async def test_client_credentials_refresh_before_expiry() -> None:
 
 
 async def test_refused_credentials_raise_auth_error_without_the_secret() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: httpx2.Request) -> httpx2.Response:
         if "openid-configuration" in request.url.path:
-            return httpx.Response(404)
-        return httpx.Response(400, json={"error": "invalid_client"})
+            return httpx2.Response(404)
+        return httpx2.Response(400, json={"error": "invalid_client"})
 
     provider = ClientCredentialsProvider(
         client_id="app",
         client_secret="very-secret-value",
         authority="https://ims.example.test",
         scopes="itwin-platform",
-        transport=httpx.MockTransport(handler),
+        transport=httpx2.MockTransport(handler),
     )
     with pytest.raises(AuthError) as caught:
         await provider.get_token()
@@ -264,11 +264,11 @@ async def test_401_with_refreshable_provider_retries_once_with_a_new_token() -> 
     token_transport = token_endpoint(counter, 0)
     seen: list[str] = []
 
-    def api(request: httpx.Request) -> httpx.Response:
+    def api(request: httpx2.Request) -> httpx2.Response:
         seen.append(request.headers["authorization"])
         if len(seen) == 1:
-            return httpx.Response(401, json={"error": {"code": "Unauthorized", "message": "expired"}})
-        return httpx.Response(200, json={"ok": True})
+            return httpx2.Response(401, json={"error": {"code": "Unauthorized", "message": "expired"}})
+        return httpx2.Response(200, json={"ok": True})
 
     provider = ClientCredentialsProvider(
         client_id="a",
@@ -278,7 +278,7 @@ async def test_401_with_refreshable_provider_retries_once_with_a_new_token() -> 
         transport=token_transport,
     )
     async with InsightsClient(
-        base_url="https://api.example.test", token_provider=provider, transport=httpx.MockTransport(api)
+        base_url="https://api.example.test", token_provider=provider, transport=httpx2.MockTransport(api)
     ) as client:
         response = await client.request("GET", "/x")
     assert response.body == {"ok": True}

@@ -1,6 +1,6 @@
 """Desktop sign-in against a fake IMS: PKCE login over a real loopback redirect, stores, refresh, logout, whoami.
 
-The IdP's discovery, token and revocation endpoints are an `httpx.MockTransport`; the browser is a function that
+The IdP's discovery, token and revocation endpoints are an `httpx2.MockTransport`; the browser is a function that
 checks the authorization URL and then really GETs the loopback redirect on 127.0.0.1 from a thread.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
-import httpx
+import httpx2
 import keyring
 import pytest
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
@@ -74,7 +74,7 @@ class FakeIdP:
         self.revoked: list[dict[str, str]] = []
         self.on_revoke: Callable[[], None] | None = None
         self._serial = 0
-        self.transport = httpx.MockTransport(self.handle)
+        self.transport = httpx2.MockTransport(self.handle)
 
     def _token(self, kind: str) -> str:
         self._serial += 1
@@ -88,7 +88,7 @@ class FakeIdP:
         self.pending[code] = query
         return code
 
-    async def handle(self, request: httpx.Request) -> httpx.Response:
+    async def handle(self, request: httpx2.Request) -> httpx2.Response:
         if self.latency:
             await asyncio.sleep(self.latency)
         path = request.url.path
@@ -101,7 +101,7 @@ class FakeIdP:
             }
             if self.revocation:
                 doc["revocation_endpoint"] = f"{AUTHORITY}/connect/revocation"
-            return httpx.Response(200, json=doc)
+            return httpx2.Response(200, json=doc)
         form = dict(parse_qsl(request.content.decode()))
         if path == "/connect/token" and request.method == "POST":
             assert "client_secret" not in form, "a public client sends no secret"
@@ -110,33 +110,33 @@ class FakeIdP:
                 return self._exchange(form)
             if form.get("grant_type") == "refresh_token":
                 return self._refresh(form)
-            return httpx.Response(400, json={"error": "unsupported_grant_type"})
+            return httpx2.Response(400, json={"error": "unsupported_grant_type"})
         if path == "/connect/revocation" and request.method == "POST":
             if self.on_revoke is not None:
                 self.on_revoke()
             self.revoked.append(form)
             self.valid_refresh.discard(form.get("token", ""))
-            return httpx.Response(self.revoke_status)
-        return httpx.Response(404)
+            return httpx2.Response(self.revoke_status)
+        return httpx2.Response(404)
 
-    def _exchange(self, form: dict[str, str]) -> httpx.Response:
+    def _exchange(self, form: dict[str, str]) -> httpx2.Response:
         self.code_exchanges += 1
         if self.refuse_code:
-            return httpx.Response(400, json={"error": "invalid_grant", "error_description": form.get("code")})
+            return httpx2.Response(400, json={"error": "invalid_grant", "error_description": form.get("code")})
         auth = self.pending.pop(form.get("code", ""), None)
         if auth is None:
-            return httpx.Response(400, json={"error": "invalid_grant"})
+            return httpx2.Response(400, json={"error": "invalid_grant"})
         verifier = form.get("code_verifier", "")
         assert re.fullmatch(r"[A-Za-z0-9._~-]{43,128}", verifier), "RFC 7636 verifier shape"
         if create_s256_code_challenge(verifier) != auth["code_challenge"]:
-            return httpx.Response(400, json={"error": "invalid_grant", "error_description": "PKCE"})
+            return httpx2.Response(400, json={"error": "invalid_grant", "error_description": "PKCE"})
         self.pkce_verified = True
         assert form.get("redirect_uri") == auth["redirect_uri"]
         refresh = self._token("refresh")
         self.valid_refresh.add(refresh)
         id_token = _jwt({"sub": "user-42", "email": "ada@example.com", "name": "Ada L", "nonce": auth["nonce"]})
         self.issued.append(id_token)
-        return httpx.Response(
+        return httpx2.Response(
             200,
             json={
                 "access_token": self._token("access"),
@@ -148,17 +148,17 @@ class FakeIdP:
             },
         )
 
-    def _refresh(self, form: dict[str, str]) -> httpx.Response:
+    def _refresh(self, form: dict[str, str]) -> httpx2.Response:
         self.refresh_calls += 1
         old = form.get("refresh_token", "")
         if old not in self.valid_refresh:
-            return httpx.Response(400, json={"error": "invalid_grant", "error_description": f"bad token {old}"})
+            return httpx2.Response(400, json={"error": "invalid_grant", "error_description": f"bad token {old}"})
         body: dict[str, Any] = {"access_token": self._token("access"), "token_type": "Bearer", "expires_in": 3600}
         if self.rotate:
             self.valid_refresh.discard(old)  # one-time use, as IMS does
             body["refresh_token"] = self._token("refresh")
             self.valid_refresh.add(body["refresh_token"])
-        return httpx.Response(200, json=body)
+        return httpx2.Response(200, json=body)
 
 
 class Browser:
@@ -169,7 +169,7 @@ class Browser:
         self.mode = mode
         self.expect_host = expect_host
         self.urls: list[str] = []
-        self.pages: list[httpx.Response] = []
+        self.pages: list[httpx2.Response] = []
         self.errors: list[BaseException] = []
         self._threads: list[threading.Thread] = []
 
@@ -202,7 +202,7 @@ class Browser:
 
     def _follow(self, target: str) -> None:
         try:
-            with httpx.Client(trust_env=False, timeout=10) as http:
+            with httpx2.Client(trust_env=False, timeout=10) as http:
                 self.pages.append(http.get(target))
         except BaseException as exc:
             self.errors.append(exc)
@@ -392,13 +392,13 @@ async def test_discover_reads_the_endpoints(idp: FakeIdP) -> None:
 
 
 async def test_discover_unreachable_or_wrong_authority_is_a_clear_auth_error() -> None:
-    def down(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("no route", request=request)
+    def down(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ConnectError("no route", request=request)
 
     with pytest.raises(AuthError, match=r"Could not reach .*ITWIN_AUTHORITY"):
-        await discover(AUTHORITY, httpx.MockTransport(down))
+        await discover(AUTHORITY, httpx2.MockTransport(down))
     with pytest.raises(AuthError, match=r"HTTP 404.*ITWIN_AUTHORITY"):
-        await discover(AUTHORITY, httpx.MockTransport(lambda r: httpx.Response(404)))
+        await discover(AUTHORITY, httpx2.MockTransport(lambda r: httpx2.Response(404)))
     with pytest.raises(AuthError, match="https"):
         await discover("http://ims.example.test")
 

@@ -12,7 +12,7 @@ import time
 from contextvars import ContextVar
 from typing import Any, Protocol
 
-import httpx
+import httpx2
 
 from ..errors import AuthError
 
@@ -85,7 +85,7 @@ class ClientCredentialsProvider:
         client_secret: str,
         authority: str,
         scopes: str,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
         clock: Any = time.monotonic,
     ) -> None:
         self._client_id = client_id
@@ -125,12 +125,12 @@ class ClientCredentialsProvider:
             "client_credentials", scope=self._scopes, client_id=self._client_id, client_secret=self._client_secret
         )
         try:
-            async with httpx.AsyncClient(transport=self._transport, timeout=15.0) as http:
+            async with httpx2.AsyncClient(transport=self._transport, timeout=15.0) as http:
                 resp = await http.post(
                     endpoint, content=form, headers={"Content-Type": "application/x-www-form-urlencoded"}
                 )
             token: dict[str, Any] = resp.json() if resp.status_code == 200 else {}
-        except (httpx.HTTPError, ValueError) as exc:
+        except (httpx2.HTTPError, ValueError) as exc:
             raise AuthError(f"Could not reach the token endpoint {endpoint} ({type(exc).__name__}).") from None
         access = token.get("access_token")
         if resp.status_code != 200 or not isinstance(access, str) or not access:
@@ -150,11 +150,11 @@ class ClientCredentialsProvider:
         url = f"{self._authority}/.well-known/openid-configuration"
         endpoint = f"{self._authority}/connect/token"
         try:
-            async with httpx.AsyncClient(transport=self._transport, timeout=15.0) as http:
+            async with httpx2.AsyncClient(transport=self._transport, timeout=15.0) as http:
                 resp = await http.get(url)
             if resp.status_code == 200:
                 endpoint = str(resp.json().get("token_endpoint") or endpoint)
-        except (httpx.HTTPError, ValueError) as exc:
+        except (httpx2.HTTPError, ValueError) as exc:
             log.warning("OpenID discovery at %s failed (%s); using %s.", url, type(exc).__name__, endpoint)
         self._token_endpoint = endpoint
         return endpoint

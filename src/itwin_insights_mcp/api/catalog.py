@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
+import json
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from platformdirs import user_cache_dir
 
 __all__ = [
     "TOOL_NAME_PATTERN",
@@ -313,9 +318,20 @@ class _Resolver:
         return node
 
 
-def _parse_document(document: Mapping[str, Any], source: str) -> list[Operation]:
+def _resolve_document(document: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """The document reduced to what the catalog reads: its info and each operation with every $ref inlined."""
     resolver = _Resolver(document, source)
-    info = document.get("info", {})
+    operations = [
+        [path, method, resolver.resolve(item[method.lower()])]
+        for path, item in document.get("paths", {}).items()
+        for method in _METHODS
+        if item.get(method.lower()) is not None
+    ]
+    return {"info": document.get("info", {}), "operations": operations}
+
+
+def _operations(resolved: Mapping[str, Any], source: str) -> list[Operation]:
+    info = resolved["info"]
     fam = info.get("x-family") or {}
     family = Family(
         name=str(fam["name"]),
@@ -324,14 +340,11 @@ def _parse_document(document: Mapping[str, Any], source: str) -> list[Operation]
         accept=str(fam["accept"]),
         status=str(fam.get("status", "GA")),
     )
-    operations: list[Operation] = []
-    for path, item in document.get("paths", {}).items():
-        for method in _METHODS:
-            raw = item.get(method.lower())
-            if raw is None:
-                continue
-            operations.append(_parse_operation(resolver.resolve(raw), method, path, family, source))
-    return operations
+    return [_parse_operation(raw, method, path, family, source) for path, method, raw in resolved["operations"]]
+
+
+def _parse_document(document: Mapping[str, Any], source: str) -> list[Operation]:
+    return _operations(_resolve_document(document, source), source)
 
 
 def _parse_operation(raw: Mapping[str, Any], method: Method, path: str, family: Family, source: str) -> Operation:
@@ -416,10 +429,34 @@ def _load_document(name: str) -> Any:
     return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader, chosen for speed
 
 
+def _resolved(name: str) -> dict[str, Any]:
+    """A spec, parsed and resolved, from a JSON cache keyed by the YAML's hash (YAML parsing costs ~90 ms a start).
+
+    The cache lives in the user cache dir; a missing, stale or unwritable cache only costs the slow path.
+    """
+    raw = resources.files("itwin_insights_mcp.api").joinpath("specs", name).read_bytes()
+    key = hashlib.sha256(raw).hexdigest()[:20]
+    cache = Path(user_cache_dir("itwin-insights-mcp", appauthor=False)) / "catalog" / f"{name}.{key}.json"
+    try:
+        cached: dict[str, Any] = json.loads(cache.read_text(encoding="utf-8"))
+        return cached
+    except (OSError, ValueError):
+        pass
+    resolved = _resolve_document(_load_document(name), name)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        temp = cache.with_suffix(f".{os.getpid()}.tmp")
+        temp.write_text(json.dumps(resolved), encoding="utf-8")
+        os.replace(temp, cache)
+    except OSError:
+        pass
+    return resolved
+
+
 @functools.cache
 def load_catalog() -> Catalog:
     """Parse the packaged spec documents once per process."""
     operations: list[Operation] = []
     for name in SPEC_FILES:
-        operations.extend(_parse_document(_load_document(name), name))
+        operations.extend(_operations(_resolved(name), name))
     return Catalog(operations)

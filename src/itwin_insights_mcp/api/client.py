@@ -1,4 +1,4 @@
-"""InsightsClient: the one shared `httpx.AsyncClient` of a server, with auth, retries and error mapping.
+"""InsightsClient: the one shared `httpx2.AsyncClient` of a server, with auth, retries and error mapping.
 
 Retry rules (the only place they live):
 - 429 is retried for every method (the request was not processed), waiting `Retry-After` when given, else an
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
+import httpx2
 
 from .. import __version__
 from ..errors import ApiError, ErrorDetail, TransportError
@@ -70,7 +70,7 @@ def next_page_token(body: Any, param: str = "$continuationToken") -> str | None:
     return values[0] if values else None
 
 
-def _retry_after_seconds(response: httpx.Response) -> float | None:
+def _retry_after_seconds(response: httpx2.Response) -> float | None:
     raw = response.headers.get("retry-after")
     if raw is None:
         return None
@@ -85,7 +85,7 @@ def _retry_after_seconds(response: httpx.Response) -> float | None:
     return max(0.0, parsed.timestamp() - time.time())
 
 
-def _api_error(response: httpx.Response, attempts: int) -> ApiError:
+def _api_error(response: httpx2.Response, attempts: int) -> ApiError:
     """Turn an error reply into ApiError, reading the API's `{"error": {...}}` body when there is one."""
     code, message, target, details = f"Http{response.status_code}", response.reason_phrase or "Error", None, []
     try:
@@ -121,7 +121,7 @@ class InsightsClient:
         *,
         base_url: str,
         token_provider: TokenProvider,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
         timeout_seconds: float = 30.0,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -129,10 +129,10 @@ class InsightsClient:
         self._tokens = token_provider
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
-        self._http = httpx.AsyncClient(
+        self._http = httpx2.AsyncClient(
             base_url=base_url.rstrip("/"),
             transport=transport,
-            timeout=httpx.Timeout(timeout_seconds, connect=min(10.0, timeout_seconds)),
+            timeout=httpx2.Timeout(timeout_seconds, connect=min(10.0, timeout_seconds)),
             headers={"User-Agent": f"itwin-insights-mcp/{__version__}"},
             follow_redirects=False,
         )
@@ -171,7 +171,7 @@ class InsightsClient:
             started = time.perf_counter()
             try:
                 response = await self._http.request(method, path, params=params, json=json_body, headers=headers)
-            except httpx.TransportError as exc:
+            except httpx2.TransportError as exc:
                 retryable = method in IDEMPOTENT_METHODS
                 delay = self._backoff(attempt)
                 if retryable and self._may_retry(attempt, waited, delay):
@@ -214,9 +214,9 @@ class InsightsClient:
         )
 
     def _transport_error(
-        self, exc: httpx.TransportError, method: str, path: str, attempts: int, retryable: bool
+        self, exc: httpx2.TransportError, method: str, path: str, attempts: int, retryable: bool
     ) -> TransportError:
-        kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
+        kind = "timed out" if isinstance(exc, httpx2.TimeoutException) else "failed"
         host = urlsplit(self.base_url).netloc or self.base_url
         if retryable:
             note = f"gave up after {attempts} attempt(s)"
@@ -233,7 +233,7 @@ class InsightsClient:
         )
 
 
-def _parse_body(response: httpx.Response) -> tuple[str, Any]:
+def _parse_body(response: httpx2.Response) -> tuple[str, Any]:
     content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
     if response.status_code == 204 or not response.content:
         return content_type, None

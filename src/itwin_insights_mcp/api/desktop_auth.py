@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
+import httpx2
 from platformdirs import user_config_dir
 
 from ..errors import AuthError, ConfigError
@@ -125,14 +125,14 @@ def _normalize_authority(authority: str) -> str:
     return _check_secure(base, "authority")
 
 
-async def discover(authority: str, transport: httpx.AsyncBaseTransport | None = None) -> OidcConfig:
+async def discover(authority: str, transport: httpx2.AsyncBaseTransport | None = None) -> OidcConfig:
     """Read `{authority}/.well-known/openid-configuration`; AuthError (with what to check) when that fails."""
     base = _normalize_authority(authority)
     url = f"{base}/.well-known/openid-configuration"
     try:
-        async with httpx.AsyncClient(transport=transport, timeout=HTTP_TIMEOUT_SECONDS) as http:
+        async with httpx2.AsyncClient(transport=transport, timeout=HTTP_TIMEOUT_SECONDS) as http:
             resp = await http.get(url, headers={"Accept": "application/json"})
-    except httpx.HTTPError as exc:
+    except httpx2.HTTPError as exc:
         raise AuthError(
             f"Could not reach the sign-in authority at {url} ({type(exc).__name__}). "
             "Check your network connection and ITWIN_AUTHORITY."
@@ -572,12 +572,12 @@ def _expires_at(body: Mapping[str, Any], *keys: str) -> float | None:
 
 
 async def _token_request(
-    endpoint: str, form: str, transport: httpx.AsyncBaseTransport | None
+    endpoint: str, form: str, transport: httpx2.AsyncBaseTransport | None
 ) -> tuple[int, dict[str, Any]]:
     try:
-        async with httpx.AsyncClient(transport=transport, timeout=HTTP_TIMEOUT_SECONDS) as http:
+        async with httpx2.AsyncClient(transport=transport, timeout=HTTP_TIMEOUT_SECONDS) as http:
             resp = await http.post(endpoint, content=form, headers=_FORM)
-    except httpx.HTTPError as exc:
+    except httpx2.HTTPError as exc:
         raise AuthError(
             f"Could not reach the token endpoint {endpoint} ({type(exc).__name__}). Check your network connection."
         ) from None
@@ -793,7 +793,7 @@ async def login(
     redirect_uri: str | None = None,
     timeout: float = 300,  # noqa: ASYNC109  # one deadline for the whole browser round trip
     store: TokenStore | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
+    transport: httpx2.AsyncBaseTransport | None = None,
 ) -> LoginResult:
     """Sign in in the browser (authorization code + PKCE S256, loopback redirect) and store the refresh token.
 
@@ -898,14 +898,14 @@ async def login(
 
 
 async def _userinfo(
-    endpoint: str, access: str, transport: httpx.AsyncBaseTransport | None
+    endpoint: str, access: str, transport: httpx2.AsyncBaseTransport | None
 ) -> tuple[str | None, str | None, str | None]:
     """Who the token belongs to, from the userinfo endpoint (display only; failures are not errors)."""
     try:
-        async with httpx.AsyncClient(transport=transport, timeout=HTTP_TIMEOUT_SECONDS) as http:
+        async with httpx2.AsyncClient(transport=transport, timeout=HTTP_TIMEOUT_SECONDS) as http:
             resp = await http.get(endpoint, headers={"Authorization": f"Bearer {access}"})
         body = resp.json() if resp.status_code == 200 else {}
-    except (httpx.HTTPError, ValueError) as exc:
+    except (httpx2.HTTPError, ValueError) as exc:
         log.debug("userinfo failed (%s); the sign-in is kept without a display name.", type(exc).__name__)
         return None, None, None
     return _identity(body) if isinstance(body, dict) else (None, None, None)
@@ -929,7 +929,7 @@ class RefreshTokenProvider:
         authority: str,
         client_id: str | None = None,
         store: TokenStore | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._authority = authority.rstrip("/")
@@ -1046,7 +1046,7 @@ async def logout(
     client_id: str | None = None,
     *,
     store: TokenStore | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
+    transport: httpx2.AsyncBaseTransport | None = None,
 ) -> LogoutResult:
     """Revoke the stored refresh token at IMS (RFC 7009) if it advertises revocation, then delete it locally.
 
@@ -1068,12 +1068,12 @@ async def logout(
         else:
             client_form = add_params_to_qs("", [("client_id", record.client_id)])
             form, headers = prepare_revoke_token_request(record.refresh_token, "refresh_token", body=client_form)
-            async with httpx.AsyncClient(transport=transport, timeout=HTTP_TIMEOUT_SECONDS) as http:
+            async with httpx2.AsyncClient(transport=transport, timeout=HTTP_TIMEOUT_SECONDS) as http:
                 resp = await http.post(config.revocation_endpoint, content=form, headers=headers)
             revoked = resp.status_code == 200
             if not revoked:
                 note = f"IMS did not revoke the sign-in (HTTP {resp.status_code}); it was deleted locally."
-    except (AuthError, httpx.HTTPError) as exc:
+    except (AuthError, httpx2.HTTPError) as exc:
         reason = str(exc) if isinstance(exc, AuthError) else type(exc).__name__
         note = f"Could not revoke the sign-in at IMS ({reason}); it was deleted locally."
     deleted = await asyncio.to_thread(chosen.delete, base, record.client_id)

@@ -7,30 +7,30 @@ compile, so `pattern` is checked with the `regex` module. Messages name the fiel
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
-import regex
-from jsonschema import ValidationError
-from jsonschema.validators import extend
+if TYPE_CHECKING:
+    from jsonschema import ValidationError
 
 __all__ = ["Problem", "problems"]
 
 
 @functools.cache
-def _compiled(pattern: str) -> regex.Pattern[str]:
-    return regex.compile(pattern)
+def _validator_class() -> Any:
+    """Draft 2020-12 with a `pattern` that understands \\p{..}; jsonschema and regex load on first use (~50 ms)."""
+    import jsonschema
+    import regex
+    from jsonschema.validators import extend
 
+    compiled = functools.cache(regex.compile)
 
-def _pattern(validator: Any, patrn: str, instance: Any, schema: Mapping[str, Any]) -> Iterator[ValidationError]:
-    if validator.is_type(instance, "string") and not _compiled(patrn).search(instance):
-        yield ValidationError(f"{instance!r} does not match {patrn!r}")
+    def pattern(validator: Any, patrn: str, instance: Any, schema: Mapping[str, Any]) -> Iterator[ValidationError]:
+        if validator.is_type(instance, "string") and not compiled(patrn).search(instance):
+            yield jsonschema.ValidationError(f"{instance!r} does not match {patrn!r}")
 
-
-_Validator = extend(jsonschema.Draft202012Validator, {"pattern": _pattern})  # type: ignore[no-untyped-call]
+    return extend(jsonschema.Draft202012Validator, {"pattern": pattern})  # type: ignore[no-untyped-call]
 
 
 @dataclass(frozen=True)
@@ -44,15 +44,21 @@ class Problem:
         return f"`{self.field}`: {self.message}" if self.field else self.message
 
 
-@functools.cache
-def _validator(schema_json: str) -> Any:
-    return _Validator(json.loads(schema_json))
+# Schemas come from the catalog and live as long as the process, so validators are kept per schema object.
+_validators: dict[int, tuple[Mapping[str, Any], Any]] = {}
+
+
+def _validator(schema: Mapping[str, Any]) -> Any:
+    entry = _validators.get(id(schema))
+    if entry is None or entry[0] is not schema:
+        entry = (schema, _validator_class()(schema))
+        _validators[id(schema)] = entry
+    return entry[1]
 
 
 def problems(schema: Mapping[str, Any], instance: Any) -> list[Problem]:
     """Every violation of `schema` by `instance`, sorted by field, each phrased for a person or an agent."""
-    validator = _validator(json.dumps(schema, sort_keys=True))
-    errors = sorted(validator.iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path])
+    errors = sorted(_validator(schema).iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path])
     return [_describe(error) for error in errors]
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
+import httpx2
 import jwt
 
 from ..errors import AuthError
@@ -68,11 +68,11 @@ class IdentityProvider:
                 if self._config is None:
                     url = f"{self.authority}/.well-known/openid-configuration"
                     try:
-                        async with httpx.AsyncClient(timeout=15.0) as http:
+                        async with httpx2.AsyncClient(timeout=15.0) as http:
                             reply = await http.get(url)
                         reply.raise_for_status()
                         self._config = dict(reply.json())
-                    except (httpx.HTTPError, ValueError) as exc:
+                    except (httpx2.HTTPError, ValueError) as exc:
                         raise AuthError(f"OpenID discovery at {url} failed ({type(exc).__name__}).") from None
         return self._config
 
@@ -93,11 +93,11 @@ class IdentityProvider:
     async def _token_request(self, form: dict[str, str]) -> dict[str, Any]:
         config = await self.config()
         try:
-            async with httpx.AsyncClient(timeout=15.0) as http:
+            async with httpx2.AsyncClient(timeout=15.0) as http:
                 reply = await http.post(
                     config["token_endpoint"], data={**form, "client_id": self.client_id, "client_secret": self._secret}
                 )
-        except httpx.HTTPError as exc:
+        except httpx2.HTTPError as exc:
             raise AuthError(f"The identity provider's token endpoint failed ({type(exc).__name__}).") from None
         if reply.status_code != 200:
             code = (

@@ -20,7 +20,7 @@ import uuid
 from typing import Any
 from urllib.parse import urlencode, urlparse
 
-import httpx
+import httpx2
 import jwt
 from mcp.server.auth.provider import (
     AccessToken,
@@ -88,12 +88,12 @@ class InsightsOAuthProvider:
     async def _fetch_metadata_document(self, url: str) -> OAuthClientInformationFull | None:
         """A Client ID Metadata Document: the client_id is a URL serving the client's own metadata."""
         try:
-            async with httpx.AsyncClient(timeout=5.0, follow_redirects=False) as http:
+            async with httpx2.AsyncClient(timeout=5.0, follow_redirects=False) as http:
                 reply = await http.get(url, headers={"Accept": "application/json"})
             if reply.status_code != 200 or len(reply.content) > 65536:
                 return None
             document = reply.json()
-        except (httpx.HTTPError, ValueError):
+        except (httpx2.HTTPError, ValueError):
             return None
         if not isinstance(document, dict) or document.get("client_id") != url:
             return None

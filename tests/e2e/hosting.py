@@ -104,13 +104,16 @@ class Deployment:
 
     def sealed_upstream_tokens(self) -> list[dict[str, Any]]:
         """The users' IMS tokens as the shared state holds them (decrypted with the key, for the no-leak check)."""
-        import sqlite3
+        from itwin_insights_mcp.hosted.state import SharedState
 
+        state = SharedState(self.state_db, self.state_key)
+        sealed: list[str] = []
+        with state.transaction() as conn:
+            cursor = conn.execute("SELECT sealed FROM upstream_tokens")
+            while (row := cursor.fetchone()) is not None:
+                sealed.append(str(row[0]))
         fernet = Fernet(self.state_key.encode())
-        conn = sqlite3.connect(self.state_db)
-        rows = conn.execute("SELECT sealed FROM upstream_tokens").fetchall()
-        conn.close()
-        return [json.loads(fernet.decrypt(r[0].encode())) for r in rows]
+        return [json.loads(fernet.decrypt(s.encode())) for s in sealed]
 
     def recorded(self) -> list[tuple[str, str, str, str]]:
         import sqlite3
@@ -138,7 +141,8 @@ def _uvicorn(app: Any, port: int) -> Iterator[None]:
 
 
 @contextmanager
-def deployment(sandbox_db: str, workdir: Path) -> Iterator[Deployment]:
+def deployment(sandbox_db: str, workdir: Path, state_db: str | None = None) -> Iterator[Deployment]:
+    """The whole deployment; `state_db` is the replicas' shared store (a SQLite file by default, or a URL)."""
     ensure_idp_installed()
     ports = {name: free_port() for name in ("idp", "sandbox", "a", "b", "lb")}
     public = f"http://127.0.0.1:{ports['lb']}"
@@ -176,7 +180,7 @@ def deployment(sandbox_db: str, workdir: Path) -> Iterator[Deployment]:
             child_env(sandbox_db),
             f"http://127.0.0.1:{ports['sandbox']}/itwins/",
         )
-        state_db = str(workdir / "state.db")
+        state_db = state_db or str(workdir / "state.db")
         for replica in ("a", "b"):
             env = child_env(
                 sandbox_db,

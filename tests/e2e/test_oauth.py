@@ -15,6 +15,7 @@ import json
 import secrets
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +30,22 @@ from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull,
 
 from ..conftest import BUILDING_ID
 from .hosting import CLIENT_REDIRECT, Deployment, deployment, sign_in
+from .postgres import postgres_server
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(scope="module")
-def hosted(template_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    workdir = tmp_path_factory.mktemp("hosted")
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def hosted(
+    request: pytest.FixtureRequest, template_db: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
+    """Two replicas sharing one store: a SQLite file (one node), or PostgreSQL (several nodes)."""
+    workdir = tmp_path_factory.mktemp(f"hosted-{request.param}")
     db = workdir / "sandbox.db"
     db.write_bytes(template_db.read_bytes())
-    with deployment(str(db), workdir) as running:
-        yield running
+    with ExitStack() as stack:
+        state = stack.enter_context(postgres_server()) if request.param == "postgres" else None
+        yield stack.enter_context(deployment(str(db), workdir, state))
 
 
 class MemoryStorage:

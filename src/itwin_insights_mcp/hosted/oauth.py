@@ -115,7 +115,8 @@ class InsightsOAuthProvider:
         data = client.model_dump(mode="json", exclude_none=True)
         with self.state.transaction() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO oauth_clients VALUES (?, ?, ?)",
+                "INSERT INTO oauth_clients VALUES (?, ?, ?) ON CONFLICT (client_id) "
+                "DO UPDATE SET data = excluded.data, expires = excluded.expires",
                 (url, json.dumps({**data, "_expires": time.time() + CIMD_TTL}), time.time() + CIMD_TTL),
             )
         return client
@@ -129,7 +130,9 @@ class InsightsOAuthProvider:
         data = client_info.model_dump(mode="json", exclude_none=True)
         with self.state.transaction() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO oauth_clients VALUES (?, ?, NULL)", (client_info.client_id, json.dumps(data))
+                "INSERT INTO oauth_clients VALUES (?, ?, NULL) ON CONFLICT (client_id) "
+                "DO UPDATE SET data = excluded.data",
+                (client_info.client_id, json.dumps(data)),
             )
 
     # -- authorization: our leg to IMS ---------------------------------------------------------------------------
@@ -165,8 +168,9 @@ class InsightsOAuthProvider:
         """IMS sends the user back here; finish sign-in and return to the MCP client with our code."""
         pending_id = request.query_params.get("state", "")
         with self.state.transaction() as conn:  # one use only, whichever replica gets the callback
-            row = conn.execute("SELECT data, expires FROM oauth_pending WHERE id = ?", (digest(pending_id),)).fetchone()
-            conn.execute("DELETE FROM oauth_pending WHERE id = ?", (digest(pending_id),))
+            row = conn.execute(
+                "DELETE FROM oauth_pending WHERE id = ? RETURNING data, expires", (digest(pending_id),)
+            ).fetchone()
         pending = self.state.unseal(row[0]) if row and row[1] > time.time() else None
         if pending is None:
             return HTMLResponse("<h1>Sign-in expired or unknown</h1><p>Start again from your MCP client.</p>", 400)
@@ -195,7 +199,8 @@ class InsightsOAuthProvider:
         data.update(subject=subject, email=claims.get("email"))
         with self.state.transaction() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO upstream_tokens VALUES (?, ?, ?)",
+                "INSERT INTO upstream_tokens VALUES (?, ?, ?) ON CONFLICT (subject) "
+                "DO UPDATE SET sealed = excluded.sealed, updated = excluded.updated",
                 (subject, self.state.seal(tokens.to_dict()), time.time()),
             )
             conn.execute(
@@ -268,12 +273,12 @@ class InsightsOAuthProvider:
         self, client: OAuthClientInformationFull, refresh_token: RefreshToken, scopes: list[str]
     ) -> OAuthToken:
         with self.state.transaction() as conn:
-            row = conn.execute(
-                "SELECT family FROM oauth_refresh WHERE token_hash = ? AND revoked = 0", (digest(refresh_token.token),)
+            row = conn.execute(  # atomic: of two concurrent uses (on any replicas) exactly one wins
+                "UPDATE oauth_refresh SET revoked = 1 WHERE token_hash = ? AND revoked = 0 RETURNING family",
+                (digest(refresh_token.token),),
             ).fetchone()
             if row is None:
                 raise TokenError("invalid_grant", "The refresh token is no longer valid.")
-            conn.execute("UPDATE oauth_refresh SET revoked = 1 WHERE token_hash = ?", (digest(refresh_token.token),))
             return self._issue(
                 conn, client.client_id, scopes or refresh_token.scopes, str(refresh_token.subject), family=row[0]
             )
@@ -349,14 +354,15 @@ class InsightsOAuthProvider:
                 return
             claims = jwt.decode(token.token, options={"verify_signature": False})
             conn.execute(
-                "INSERT OR REPLACE INTO oauth_revoked VALUES (?, NULL, ?)", (claims["jti"], float(claims["exp"]))
+                "INSERT INTO oauth_revoked VALUES (?, NULL, ?) ON CONFLICT (jti) DO NOTHING",
+                (claims["jti"], float(claims["exp"])),
             )
 
     def _revoke_family(self, family: str) -> None:
         with self.state.transaction() as conn:
             conn.execute("UPDATE oauth_refresh SET revoked = 1 WHERE family = ?", (family,))
             conn.execute(
-                "INSERT OR REPLACE INTO oauth_revoked VALUES (?, ?, ?)",
+                "INSERT INTO oauth_revoked VALUES (?, ?, ?) ON CONFLICT (jti) DO NOTHING",
                 (f"family:{family}", family, time.time() + ACCESS_TTL),
             )
 
@@ -403,7 +409,14 @@ class UserTokenProvider:
                 return tokens.access_token
             if tokens is None or not tokens.refresh_token:
                 raise AuthError("Your Bentley sign-in expired; sign in again from your MCP client.")
-            reply = await self._ims.refresh(tokens.refresh_token)
+            try:
+                reply = await self._ims.refresh(tokens.refresh_token)
+            except AuthError:
+                # Another replica may have rotated the refresh token a moment ago: use what it stored.
+                again = self._load()
+                if again is not None and again.expires_at - REFRESH_MARGIN > time.time():
+                    return again.access_token
+                raise
             fresh = ImsTokens.from_reply(reply, tokens.refresh_token)
             with self._state.transaction() as conn:
                 conn.execute(

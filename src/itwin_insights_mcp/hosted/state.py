@@ -1,8 +1,10 @@
 """State that every replica of a hosted server must share: OAuth clients, pending sign-ins, codes, refresh tokens,
 revoked access tokens and each user's Bentley (IMS) tokens.
 
-It lives in one SQLite database (WAL) that all replicas on a node open; nothing is kept in one process's memory.
-Secrets are never stored in clear: codes and refresh tokens as SHA-256 hashes, IMS tokens sealed with Fernet
+It lives in an existing database, never in one process's memory: a SQLite file (WAL) that the replicas on one node
+share, or PostgreSQL (`ITWIN_INSIGHTS_STATE_DB=postgresql://...`) for replicas on several nodes. The SQL is written
+once for both (upserts with ON CONFLICT, RETURNING, `?` placeholders translated for PostgreSQL). Secrets are never
+stored in clear: codes and refresh tokens as SHA-256 hashes, IMS tokens sealed with Fernet
 (`ITWIN_INSIGHTS_STATE_KEY`, the same on every replica).
 """
 
@@ -13,31 +15,31 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.fernet import Fernet, InvalidToken
 
 from ..errors import ConfigError
 
-__all__ = ["SharedState", "digest"]
+__all__ = ["SharedState", "StateConnection", "digest"]
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS oauth_clients (client_id TEXT PRIMARY KEY, data TEXT NOT NULL, expires REAL);
-CREATE TABLE IF NOT EXISTS oauth_pending (id TEXT PRIMARY KEY, data TEXT NOT NULL, expires REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS oauth_codes (
-    code_hash TEXT PRIMARY KEY, data TEXT NOT NULL, expires REAL NOT NULL, used INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS oauth_refresh (
-    token_hash TEXT PRIMARY KEY, family TEXT NOT NULL, data TEXT NOT NULL, expires REAL NOT NULL,
-    revoked INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS oauth_refresh_family ON oauth_refresh (family);
-CREATE TABLE IF NOT EXISTS oauth_revoked (jti TEXT PRIMARY KEY, family TEXT, expires REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS upstream_tokens (subject TEXT PRIMARY KEY, sealed TEXT NOT NULL, updated REAL NOT NULL);
-"""
+TABLES = (
+    "CREATE TABLE IF NOT EXISTS oauth_clients (client_id TEXT PRIMARY KEY, data TEXT NOT NULL, "
+    "expires DOUBLE PRECISION)",
+    "CREATE TABLE IF NOT EXISTS oauth_pending (id TEXT PRIMARY KEY, data TEXT NOT NULL, "
+    "expires DOUBLE PRECISION NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS oauth_codes (code_hash TEXT PRIMARY KEY, data TEXT NOT NULL, "
+    "expires DOUBLE PRECISION NOT NULL, used INTEGER NOT NULL DEFAULT 0)",
+    "CREATE TABLE IF NOT EXISTS oauth_refresh (token_hash TEXT PRIMARY KEY, family TEXT NOT NULL, data TEXT NOT NULL, "
+    "expires DOUBLE PRECISION NOT NULL, revoked INTEGER NOT NULL DEFAULT 0)",
+    "CREATE INDEX IF NOT EXISTS oauth_refresh_family ON oauth_refresh (family)",
+    "CREATE TABLE IF NOT EXISTS oauth_revoked (jti TEXT PRIMARY KEY, family TEXT, expires DOUBLE PRECISION NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS upstream_tokens (subject TEXT PRIMARY KEY, sealed TEXT NOT NULL, "
+    "updated DOUBLE PRECISION NOT NULL)",
+)
 
 
 def digest(secret: str) -> str:
@@ -45,21 +47,31 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-class SharedState:
-    """The hosted server's shared store (one SQLite file per node)."""
+class Cursor(Protocol):
+    """The part of a DB-API cursor the state code uses."""
 
-    def __init__(self, path: str, key: str) -> None:
-        try:
-            self._fernet = Fernet(key.encode())
-        except (ValueError, TypeError):
-            raise ConfigError(
-                "ITWIN_INSIGHTS_STATE_KEY must be a Fernet key (32 url-safe base64 bytes). Make one with: "
-                'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
-            ) from None
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Sequence[Any] | None: ...
+
+
+class StateConnection(Protocol):
+    """One connection inside a transaction; SQL uses `?` placeholders on every backend."""
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Cursor: ...
+
+
+class _Sqlite:
+    """One node: a SQLite file in WAL mode, one connection per thread, BEGIN IMMEDIATE for writes."""
+
+    def __init__(self, path: str) -> None:
         Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
         self._path = str(Path(path).expanduser())
         self._local = threading.local()
-        self._connect().executescript(SCHEMA)
+        conn = self._connect()
+        for statement in TABLES:
+            conn.execute(statement)
 
     def _connect(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -70,9 +82,12 @@ class SharedState:
             self._local.conn = conn
         return conn
 
+    def read(self, sql: str, args: Sequence[Any]) -> Sequence[Any] | None:
+        row: Sequence[Any] | None = self._connect().execute(sql, tuple(args)).fetchone()
+        return row
+
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE: one writer at a time across every replica; rolled back on error."""
+    def transaction(self) -> Iterator[StateConnection]:
         conn = self._connect()
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -81,6 +96,83 @@ class SharedState:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+
+class _PgConnection:
+    """A psycopg connection speaking the `?` placeholders the state code writes."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Cursor:
+        cursor: Cursor = self._conn.execute(sql.replace("?", "%s"), tuple(args))
+        return cursor
+
+
+class _Postgres:
+    """Several nodes: PostgreSQL, one autocommit connection per thread, explicit transactions."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            import psycopg
+        except ImportError:
+            raise ConfigError(
+                "ITWIN_INSIGHTS_STATE_DB is a PostgreSQL URL: install the driver with "
+                "`pip install 'itwin-insights-mcp[postgres]'`."
+            ) from None
+        self._psycopg = psycopg
+        self._url = url
+        self._local = threading.local()
+        conn = self._connect()
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(7412093)")  # replicas starting together create tables once
+            for statement in TABLES:
+                conn.execute(statement)
+
+    def _connect(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            try:
+                conn = self._psycopg.connect(self._url, autocommit=True, connect_timeout=10)
+            except self._psycopg.Error as exc:
+                raise ConfigError(f"Cannot reach the state database ({type(exc).__name__}).") from None
+            self._local.conn = conn
+        return conn
+
+    def read(self, sql: str, args: Sequence[Any]) -> Sequence[Any] | None:
+        row: Sequence[Any] | None = self._connect().execute(sql.replace("?", "%s"), tuple(args)).fetchone()
+        return row
+
+    @contextmanager
+    def transaction(self) -> Iterator[StateConnection]:
+        conn = self._connect()
+        with conn.transaction():
+            yield _PgConnection(conn)
+
+
+class SharedState:
+    """The hosted server's shared store."""
+
+    def __init__(self, location: str, key: str) -> None:
+        try:
+            self._fernet = Fernet(key.encode())
+        except (ValueError, TypeError):
+            raise ConfigError(
+                "ITWIN_INSIGHTS_STATE_KEY must be a Fernet key (32 url-safe base64 bytes). Make one with: "
+                'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+            ) from None
+        postgres = location.startswith(("postgresql://", "postgres://"))
+        self.backend: _Sqlite | _Postgres = _Postgres(location) if postgres else _Sqlite(location)
+
+    @contextmanager
+    def transaction(self) -> Iterator[StateConnection]:
+        """One atomic unit of work; rolled back on error. SQLite serialises writers, PostgreSQL rows."""
+        with self.backend.transaction() as conn:
+            yield conn
+
+    def query_one(self, sql: str, args: tuple[Any, ...]) -> Sequence[Any] | None:
+        """One row of a read (outside any transaction)."""
+        return self.backend.read(sql, args)
 
     def seal(self, data: dict[str, Any]) -> str:
         return self._fernet.encrypt(json.dumps(data).encode()).decode()
@@ -92,20 +184,15 @@ class SharedState:
             return None
         return value
 
-    # -- small typed accessors ---------------------------------------------------------------------------------
-
-    def query_one(self, sql: str, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        """One row of a read (outside any transaction)."""
-        row: tuple[Any, ...] | None = self._connect().execute(sql, args).fetchone()
-        return row
-
     def client_record(self, client_id: str) -> dict[str, Any] | None:
         """A registered (or cached metadata-document) OAuth client."""
         row = self.query_one("SELECT data FROM oauth_clients WHERE client_id = ?", (client_id,))
         return json.loads(row[0]) if row else None
 
     def purge_expired(self) -> None:
-        now = time.time()
+        cutoff = time.time() - 86400
         with self.transaction() as conn:
-            for table in ("oauth_pending", "oauth_codes", "oauth_refresh", "oauth_revoked"):
-                conn.execute(f"DELETE FROM {table} WHERE expires < ?", (now - 86400,))  # noqa: S608
+            conn.execute("DELETE FROM oauth_pending WHERE expires < ?", (cutoff,))
+            conn.execute("DELETE FROM oauth_codes WHERE expires < ?", (cutoff,))
+            conn.execute("DELETE FROM oauth_refresh WHERE expires < ?", (cutoff,))
+            conn.execute("DELETE FROM oauth_revoked WHERE expires < ?", (cutoff,))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, Protocol
 
@@ -17,6 +18,7 @@ import httpx2
 from ..errors import AuthError
 
 __all__ = [
+    "CachedTokenProvider",
     "ClientCredentialsProvider",
     "NoUserTokenProvider",
     "StaticTokenProvider",
@@ -73,31 +75,17 @@ class StaticTokenProvider:
         """A static token cannot be renewed; the 401 reaches the agent with the fix."""
 
 
-class ClientCredentialsProvider:
-    """Service-app client credentials against IMS, cached and refreshed before expiry (one refresh at a time)."""
+class CachedTokenProvider:
+    """A token fetched by `_refresh` (which sets `_token` and `_expires_at`), reused until shortly before expiry;
+    under concurrency one refresh runs and the other callers wait for it."""
 
     can_refresh = True
 
-    def __init__(
-        self,
-        *,
-        client_id: str,
-        client_secret: str,
-        authority: str,
-        scopes: str,
-        transport: httpx2.AsyncBaseTransport | None = None,
-        clock: Any = time.monotonic,
-    ) -> None:
-        self._client_id = client_id
-        self._client_secret = client_secret
-        self._authority = authority.rstrip("/")
-        self._scopes = scopes
-        self._transport = transport
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._lock = asyncio.Lock()
         self._token: str | None = None
         self._expires_at = 0.0
-        self._token_endpoint: str | None = None
         self.refresh_count = 0
 
     def _fresh(self) -> bool:
@@ -116,6 +104,31 @@ class ClientCredentialsProvider:
     def invalidate(self) -> None:
         self._token = None
         self._expires_at = 0.0
+
+    async def _refresh(self) -> None:
+        raise NotImplementedError
+
+
+class ClientCredentialsProvider(CachedTokenProvider):
+    """Service-app client credentials against IMS, cached and refreshed before expiry (one refresh at a time)."""
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        authority: str,
+        scopes: str,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(clock)
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._authority = authority.rstrip("/")
+        self._scopes = scopes
+        self._transport = transport
+        self._token_endpoint: str | None = None
 
     async def _refresh(self) -> None:
         from authlib.oauth2.rfc6749.parameters import prepare_token_request

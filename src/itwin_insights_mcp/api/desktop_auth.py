@@ -46,7 +46,7 @@ import httpx2
 from platformdirs import user_config_dir
 
 from ..errors import AuthError, ConfigError
-from .auth import REFRESH_MARGIN_SECONDS
+from .auth import CachedTokenProvider
 
 __all__ = [
     "DEFAULT_DESKTOP_SCOPES",
@@ -914,14 +914,12 @@ async def _userinfo(
 # ------------------------------------------------------------------------------------------ refresh provider
 
 
-class RefreshTokenProvider:
+class RefreshTokenProvider(CachedTokenProvider):
     """Access tokens from the stored desktop sign-in; refreshed before expiry, one refresh at a time.
 
     When IMS rotates the refresh token, the new one is saved. When the stored one is refused, the store is read
     again once (another process may have rotated it) before giving up with the login hint.
     """
-
-    can_refresh = True
 
     def __init__(
         self,
@@ -932,34 +930,13 @@ class RefreshTokenProvider:
         transport: httpx2.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__(clock)
         self._authority = authority.rstrip("/")
         self._client_id = client_id
         self._store = store
         self._transport = transport
-        self._clock = clock
-        self._lock = asyncio.Lock()
-        self._token: str | None = None
-        self._expires_at = 0.0
         self._record: StoredLogin | None = None
         self._config: OidcConfig | None = None
-        self.refresh_count = 0
-
-    def _fresh(self) -> bool:
-        return self._token is not None and self._clock() < self._expires_at - REFRESH_MARGIN_SECONDS
-
-    async def get_token(self) -> str:
-        if self._fresh():
-            assert self._token is not None
-            return self._token
-        async with self._lock:
-            if not self._fresh():  # another waiter may have refreshed while we queued
-                await self._refresh()
-            assert self._token is not None
-            return self._token
-
-    def invalidate(self) -> None:
-        self._token = None
-        self._expires_at = 0.0
 
     def _not_signed_in(self, why: str) -> AuthError:
         return AuthError(f"Not signed in to {self._authority}: {why}. {LOGIN_HINT}")

@@ -29,6 +29,7 @@ from .reporting import (
     check_run_request,
     copy_group,
     copy_groups,
+    delete_mapping_tree,
 )
 from .store import Record, now_iso
 
@@ -150,12 +151,7 @@ def update_mapping(call: Call) -> Response:
 
 def delete_mapping(call: Call) -> Response:
     with call.store.transaction():
-        mapping = _mapping(call)
-        for group in call.store.children("group", mapping.id):
-            _delete_group_tree(call, group)
-        call.store.conn.execute("DELETE FROM records WHERE kind = 'report_mapping' AND id = ?", (mapping.id,))
-        call.store.delete(mapping)
-        audit(call, mapping.parent, f"mappings/{mapping.id}", "Delete", mapping.data, None)
+        delete_mapping_tree(call, _mapping(call))
     return Response(status_code=204)
 
 

@@ -316,14 +316,18 @@ def _delete_group_tree(call: Call, group: Record) -> None:
     call.store.delete(group)
 
 
+def delete_mapping_tree(call: Call, mapping: Record) -> None:
+    """A mapping, its groups and their properties, and the report links to it (caller's transaction, audited)."""
+    for group in call.store.children("group", mapping.id):
+        _delete_group_tree(call, group)
+    call.store.conn.execute("DELETE FROM records WHERE kind = 'report_mapping' AND id = ?", (mapping.id,))
+    call.store.delete(mapping)
+    audit(call, mapping.parent, f"mappings/{mapping.id}", "Delete", mapping.data, None)
+
+
 def delete_mapping(call: Call) -> Response:
     with call.store.transaction():
-        mapping = _mapping(call)
-        for group in call.store.children("group", mapping.id):
-            _delete_group_tree(call, group)
-        call.store.conn.execute("DELETE FROM records WHERE kind = 'report_mapping' AND id = ?", (mapping.id,))
-        call.store.delete(mapping)
-        audit(call, mapping.parent, f"mappings/{mapping.id}", "Delete", mapping.data, None)
+        delete_mapping_tree(call, _mapping(call))
     return _no_content()
 
 

@@ -15,7 +15,7 @@ import mcp.types as types
 
 from ..api.catalog import Catalog, Operation
 from ..api.validation import problems
-from .selection import ToolSelection
+from .selection import Selectable, ToolSelection
 
 __all__ = [
     "PreparedRequest",
@@ -27,21 +27,9 @@ __all__ = [
 ]
 
 
-class LocalToolLike(Protocol):
+class LocalToolLike(Selectable, Protocol):
     """A tool computed by this server (see local_tools.py): selectable, with its own definition."""
 
-    @property
-    def tool(self) -> str: ...
-    @property
-    def toolset(self) -> str: ...
-    @property
-    def read_only(self) -> bool: ...
-    @property
-    def deprecated(self) -> bool: ...
-    @property
-    def method(self) -> str: ...
-    @property
-    def full_path(self) -> str: ...
     @property
     def definition(self) -> types.Tool: ...
 

@@ -30,8 +30,9 @@ from .reporting import (
     copy_group,
     copy_groups,
     delete_mapping_tree,
+    update_mapping_record,
 )
-from .store import Record, now_iso
+from .store import Record
 
 __all__ = ["GM_HANDLERS"]
 
@@ -121,17 +122,13 @@ def create_mapping(call: Call) -> Response:
     with call.store.transaction():
         _imodel(call, imodel_id, "iModelId")
         source = _mapping(call, body["sourceMappingId"]) if body.get("sourceMappingId") else None
-        now = now_iso()
         base: dict[str, Any] = {"description": "", "extractionEnabled": False, **(source.data if source else {})}
         data: dict[str, Any] = {
             **base,
             "id": str(uuid.uuid4()),
             "mappingName": body["mappingName"],
             **{k: body[k] for k in ("description", "extractionEnabled") if k in body},
-            "createdOn": now,
-            "createdBy": call.user_email,
-            "modifiedOn": now,
-            "modifiedBy": call.user_email,
+            **call.created(),
         }
         record = call.store.insert("mapping", imodel_id, data)
         if source is not None:
@@ -142,10 +139,7 @@ def create_mapping(call: Call) -> Response:
 
 def update_mapping(call: Call) -> Response:
     with call.store.transaction():
-        mapping = _mapping(call)
-        data = {**mapping.data, **call.body, "modifiedOn": now_iso(), "modifiedBy": call.user_email}
-        record = call.store.update(mapping, data)
-        audit(call, mapping.parent, f"mappings/{mapping.id}", "Update", mapping.data, data)
+        record = update_mapping_record(call, _mapping(call))
     return _one("mapping", _mapping_out(call, record))
 
 

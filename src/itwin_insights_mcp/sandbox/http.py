@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..api.catalog import Operation
-from .store import Record, Store
+from .store import Record, Store, now_iso
 
 if TYPE_CHECKING:
     from .app import Sandbox
@@ -95,6 +95,15 @@ class Call:
     store: Store
     sandbox: Sandbox
     user_email: str
+
+    def created(self) -> dict[str, str]:
+        """The stamps of a new entity: created and last modified now, by the caller."""
+        now = now_iso()
+        return {"createdOn": now, "createdBy": self.user_email, "modifiedOn": now, "modifiedBy": self.user_email}
+
+    def modified(self) -> dict[str, str]:
+        """The stamps of a change: modified now, by the caller."""
+        return {"modifiedOn": now_iso(), "modifiedBy": self.user_email}
 
     @property
     def base_url(self) -> str:

@@ -285,16 +285,12 @@ def get_mapping(call: Call) -> Response:
 def create_mapping(call: Call) -> Response:
     imodel_id = call.path["imodelId"]
     _imodel(call, imodel_id)
-    now = now_iso()
     data = {
         "id": str(uuid.uuid4()),
         "mappingName": call.body["mappingName"],
         "description": call.body.get("description", ""),
         "extractionEnabled": call.body.get("extractionEnabled", True),
-        "createdOn": now,
-        "createdBy": call.user_email,
-        "modifiedOn": now,
-        "modifiedBy": call.user_email,
+        **call.created(),
     }
     with call.store.transaction():
         record = call.store.insert("mapping", imodel_id, data)
@@ -302,12 +298,16 @@ def create_mapping(call: Call) -> Response:
     return _one("mapping", _mapping_out(call, record))
 
 
+def update_mapping_record(call: Call, mapping: Record) -> Record:
+    """Apply a mapping PATCH body (caller's transaction, audited); v1 and Grouping & Mapping share it."""
+    data = {**mapping.data, **call.body, **call.modified()}
+    audit(call, mapping.parent, f"mappings/{mapping.id}", "Update", mapping.data, data)
+    return call.store.update(mapping, data)
+
+
 def update_mapping(call: Call) -> Response:
     with call.store.transaction():
-        mapping = _mapping(call)
-        data = {**mapping.data, **call.body, "modifiedOn": now_iso(), "modifiedBy": call.user_email}
-        record = call.store.update(mapping, data)
-        audit(call, mapping.parent, f"mappings/{mapping.id}", "Update", mapping.data, data)
+        record = update_mapping_record(call, _mapping(call))
     return _one("mapping", _mapping_out(call, record))
 
 
@@ -345,19 +345,10 @@ def copy_mapping(call: Call) -> Response:
                     "mappingName",
                 )
             name = f"{source.data['mappingName']}_Copy"
-        now = now_iso()
         copy = call.store.insert(
             "mapping",
             target_imodel,
-            {
-                **source.data,
-                "id": str(uuid.uuid4()),
-                "mappingName": name,
-                "createdOn": now,
-                "createdBy": call.user_email,
-                "modifiedOn": now,
-                "modifiedBy": call.user_email,
-            },
+            {**source.data, "id": str(uuid.uuid4()), "mappingName": name, **call.created()},
         )
         copy_groups(call.store, source.id, copy.id, target_imodel)
         audit(call, target_imodel, f"mappings/{copy.id}", "Create", None, copy.data)
@@ -431,7 +422,7 @@ def delete_group(call: Call) -> Response:
 
 def _touch(call: Call, mapping: Record) -> None:
     """A change below a mapping updates its modifiedOn/modifiedBy."""
-    call.store.update(mapping, {**mapping.data, "modifiedOn": now_iso(), "modifiedBy": call.user_email})
+    call.store.update(mapping, {**mapping.data, **call.modified()})
 
 
 # -- group properties, calculated properties, custom calculations ------------------------------------------------
@@ -786,7 +777,6 @@ def create_table_set(call: Call) -> Response:
     body = call.body
     with call.store.transaction():
         _find_mapping(call, body["datasourceId"], "datasourceId")
-        now = now_iso()
         record = call.store.insert(
             "table_set",
             body["datasourceId"],
@@ -795,10 +785,7 @@ def create_table_set(call: Call) -> Response:
                 "tableSetName": body["tableSetName"],
                 "description": body.get("description", ""),
                 "datasourceType": body["datasourceType"],
-                "createdOn": now,
-                "createdBy": call.user_email,
-                "modifiedOn": now,
-                "modifiedBy": call.user_email,
+                **call.created(),
             },
         )
     return _one("aggregationTableSet", _table_set_out(call, record))
@@ -807,9 +794,7 @@ def create_table_set(call: Call) -> Response:
 def update_table_set(call: Call) -> Response:
     with call.store.transaction():
         record = _table_set(call)
-        record = call.store.update(
-            record, {**record.data, **call.body, "modifiedOn": now_iso(), "modifiedBy": call.user_email}
-        )
+        record = call.store.update(record, {**record.data, **call.body, **call.modified()})
     return _one("aggregationTableSet", _table_set_out(call, record))
 
 

@@ -116,20 +116,15 @@ def list_keys(call: Call) -> Response:
     if "reportId" in call.query:
         equals["reportId"] = call.query["reportId"]
     want_expired = bool(call.query.get("expired", False))
-    # Expiry depends on the clock, so it is filtered after the page is read; pages may come back short.
-    response = page_response(
+    return page_response(
         call,
         "api_key",
         call.user_email,
         "keys",
-        lambda r: {**_out(call, r), "_expired": _expired(r.data)},
+        lambda r: _out(call, r),
         equals=equals,
+        keep=lambda r: _expired(r.data) == want_expired,
     )
-    body = json.loads(bytes(response.body))
-    body["keys"] = [
-        {k: v for k, v in key.items() if k != "_expired"} for key in body["keys"] if key["_expired"] == want_expired
-    ]
-    return json_response(body)
 
 
 def get_key(call: Call) -> Response:

@@ -136,8 +136,13 @@ def page_response(
     shape: Callable[[Record], dict[str, Any]],
     *,
     equals: Mapping[str, Any] | None = None,
+    keep: Callable[[Record], bool] | None = None,
 ) -> Response:
-    """One page of a collection with `_links.self` and, unless it is the last page, `_links.next`."""
+    """One page of a collection with `_links.self` and, unless it is the last page, `_links.next`.
+
+    `keep` filters the page's records after they are read (for conditions SQL cannot see, like the clock); such a
+    page may come back shorter than `$top` while `_links.next` still leads on.
+    """
     top = int(call.query.get("$top", DEFAULT_PAGE_SIZE))
     token = call.query.get("$continuationToken")
     after = decode_token(token, call.invalid_code) if token else 0
@@ -145,7 +150,7 @@ def page_response(
     links: dict[str, Any] = {"self": {"href": call.page_url()}}
     if next_seq is not None:
         links["next"] = {"href": call.page_url(**{"$top": top, "$continuationToken": encode_token(next_seq)})}
-    return json_response({list_key: [shape(r) for r in records], "_links": links})
+    return json_response({list_key: [shape(r) for r in records if keep is None or keep(r)], "_links": links})
 
 
 def offset_page(call: Call, key: str, items: list[dict[str, Any]]) -> Response:

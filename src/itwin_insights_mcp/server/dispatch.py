@@ -15,7 +15,7 @@ from ..errors import InsightsError
 from ..settings import Settings
 from .local_tools import LocalContext, LocalTool
 from .results import bound_rows, error_result, invalid_arguments_result, refusal_result, success_result
-from .tools import ToolSurface, build_request, validate_arguments
+from .tools import ToolSurface, send, validate_arguments
 
 __all__ = ["CallEnv", "invoke"]
 
@@ -42,11 +42,8 @@ async def invoke(surface: ToolSurface, env: CallEnv, name: str, arguments: dict[
     found = validate_arguments(op, arguments)
     if found:
         return invalid_arguments_result(op.tool, found)
-    request = build_request(op, arguments)
     try:
-        response = await env.client.request(
-            request.method, request.path, params=request.params, json_body=request.json_body, accept=request.accept
-        )
+        response = await send(env.client, op, arguments)
     except InsightsError as exc:
         return error_result(op, exc, surface.catalog, arguments)
     except Exception as exc:  # the one boundary where a bug must become a result, not a protocol fault

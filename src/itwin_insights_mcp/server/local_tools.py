@@ -31,7 +31,7 @@ from ..errors import ApiError, InsightsError
 from ..settings import Settings
 from .results import error_result, refusal_result
 from .skills import load_skills
-from .tools import build_request
+from .tools import send
 
 __all__ = ["LOCAL_TOOLS", "LocalContext", "LocalTool", "export_path"]
 
@@ -74,11 +74,7 @@ def _structured(text: str, data: dict[str, Any]) -> types.CallToolResult:
 
 async def _api(ctx: LocalContext, tool: str, arguments: dict[str, Any]) -> Any:
     """Call one catalog operation and return its body (errors raise)."""
-    request = build_request(ctx.catalog[tool], arguments)
-    response = await ctx.client.request(
-        request.method, request.path, params=request.params, json_body=request.json_body, accept=request.accept
-    )
-    return response.body
+    return (await send(ctx.client, ctx.catalog[tool], arguments)).body
 
 
 # -- wait_for_extraction -----------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from ..errors import InsightsError
 from ..settings import Settings
 from .local_tools import export_path
 from .skills import load_skills
-from .tools import build_request
+from .tools import send
 
 __all__ = ["PROMPTS", "ResourceProvider"]
 
@@ -170,11 +170,7 @@ class ResourceProvider:
         return path.read_text(encoding="utf-8")
 
     async def _call(self, tool: str, arguments: dict[str, Any]) -> Any:
-        request = build_request(self._catalog[tool], arguments)
-        response = await self._client.request(
-            request.method, request.path, params=request.params, json_body=request.json_body, accept=request.accept
-        )
-        return response.body
+        return (await send(self._client, self._catalog[tool], arguments)).body
 
     # -- prompts -----------------------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from urllib.parse import quote
 import mcp.types as types
 
 from ..api.catalog import Catalog, Operation
+from ..api.client import ApiResponse, InsightsClient
 from ..api.validation import problems
 from .selection import Selectable, ToolSelection
 
@@ -101,6 +102,14 @@ def build_request(op: Operation, arguments: Mapping[str, Any]) -> PreparedReques
         if not body and not op.body_required:
             body = None
     return PreparedRequest(op.method, path, params, body, op.family.accept)
+
+
+async def send(client: InsightsClient, op: Operation, arguments: Mapping[str, Any]) -> ApiResponse:
+    """Send one operation with (already validated) arguments through the shared client; errors raise."""
+    request = build_request(op, arguments)
+    return await client.request(
+        request.method, request.path, params=request.params, json_body=request.json_body, accept=request.accept
+    )
 
 
 class ToolSurface:

@@ -55,6 +55,25 @@ def ensure_tables(conn: sqlite3.Connection) -> None:
     conn.executescript(RESULT_SCHEMA)
 
 
+def extracted_tables(conn: sqlite3.Connection, job_id: str, mapping_id: str) -> dict[str, list[tuple[str, str]]]:
+    """The output tables one job wrote for one mapping: name -> [(column, dataType)], in writing order."""
+    rows = conn.execute(
+        "SELECT table_name, columns FROM ex_tables WHERE job_id = ? AND mapping_id = ? ORDER BY rowid",
+        (job_id, mapping_id),
+    ).fetchall()
+    return {r[0]: [(c[0], c[1]) for c in json.loads(r[1])] for r in rows}
+
+
+def extracted_rows(conn: sqlite3.Connection, job_id: str, mapping_id: str, table: str) -> Iterator[list[Any]]:
+    """The rows of one output table (values in column order), streamed in row order."""
+    cursor = conn.execute(
+        "SELECT data FROM ex_rows WHERE job_id = ? AND mapping_id = ? AND table_name = ? ORDER BY row_no",
+        (job_id, mapping_id, table),
+    )
+    for (data,) in cursor:
+        yield json.loads(data)
+
+
 @dataclass
 class ExtractionIssue:
     """A problem to log: which group, how bad, which category, what to do."""
@@ -547,27 +566,16 @@ def merge_previous_rows(
 ) -> None:
     """Carry the previous output's rows of instances not in `replaced` into this job's tables (caller's tx)."""
     skip = {i.lower() for i in replaced}
+    new_tables = extracted_tables(conn, job_id, mapping_id)
+    old_tables = extracted_tables(conn, previous_job_id, mapping_id)
     for table_name in list(tables):
-        new = conn.execute(
-            "SELECT columns FROM ex_tables WHERE job_id = ? AND mapping_id = ? AND table_name = ?",
-            (job_id, mapping_id, table_name),
-        ).fetchone()
-        old = conn.execute(
-            "SELECT columns FROM ex_tables WHERE job_id = ? AND mapping_id = ? AND table_name = ?",
-            (previous_job_id, mapping_id, table_name),
-        ).fetchone()
-        if new is None or old is None:
+        if table_name not in new_tables or table_name not in old_tables:
             continue
-        new_names = [c[0] for c in json.loads(new[0])]
-        old_names = [c[0] for c in json.loads(old[0])]
-        position = {name: i for i, name in enumerate(old_names)}
+        new_names = [name for name, _ in new_tables[table_name]]
+        position = {name: i for i, (name, _) in enumerate(old_tables[table_name])}
         row_no = tables[table_name]
         carried = []
-        for (data,) in conn.execute(
-            "SELECT data FROM ex_rows WHERE job_id = ? AND mapping_id = ? AND table_name = ? ORDER BY row_no",
-            (previous_job_id, mapping_id, table_name),
-        ).fetchall():
-            values = json.loads(data)
+        for values in list(extracted_rows(conn, previous_job_id, mapping_id, table_name)):
             if str(values[0]).lower() in skip:
                 continue
             remapped = [values[position[n]] if n in position else None for n in new_names]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from starlette.responses import Response
 
 from .audit import audit
+from .extraction import extracted_rows, extracted_tables
 from .http import Call, SandboxError, json_response, not_found, offset_page, page_response
 from .reporting import (
     CALCULATED_QUANTITY,
@@ -353,12 +353,9 @@ def list_mapping_extractions(call: Call) -> Response:
     return page_response(call, "mapping_extraction", mapping.id, "extractions", shape)
 
 
-def _tables(call: Call, mapping: Record, job_id: str) -> list[tuple[str, list[list[str]]]]:
-    rows = call.store.conn.execute(
-        "SELECT table_name, columns FROM ex_tables WHERE job_id = ? AND mapping_id = ? ORDER BY rowid",
-        (job_id, mapping.id),
-    ).fetchall()
-    if not rows:
+def _tables(call: Call, mapping: Record, job_id: str) -> dict[str, list[tuple[str, str]]]:
+    tables = extracted_tables(call.store.conn, job_id, mapping.id)
+    if not tables:
         ran = call.store.get("mapping_extraction", job_id, parent=mapping.id)
         reason = (
             "a newer extraction replaced its tables; read the latest one (gm_list_mapping_extractions)"
@@ -366,7 +363,7 @@ def _tables(call: Call, mapping: Record, job_id: str) -> list[tuple[str, list[li
             else "this mapping was not extracted by it"
         )
         raise SandboxError(404, "ExtractionNotFound", f"No CDM for this extraction: {reason}.", "extractionId")
-    return [(r[0], json.loads(r[1])) for r in rows]
+    return tables
 
 
 def get_cdm(call: Call) -> Response:
@@ -378,7 +375,7 @@ def get_cdm(call: Call) -> Response:
             "attributes": [{"name": name, "dataType": CDM_TYPES.get(kind, "string")} for name, kind in columns],
             "partitions": [{"name": "part00000", "location": f"{table}/part00000.csv"}],
         }
-        for table, columns in _tables(call, mapping, call.path["extractionId"])
+        for table, columns in _tables(call, mapping, call.path["extractionId"]).items()
     ]
     return json_response({"name": "Insights_and_Reporting_Extractor", "version": "1.0", "entities": entities})
 
@@ -388,16 +385,13 @@ def get_cdm_partition(call: Call) -> Response:
     mapping = _mapping(call)
     location = call.query["location"]
     table, _, part = location.partition("/")
-    tables = dict(_tables(call, mapping, call.path["extractionId"]))
+    tables = _tables(call, mapping, call.path["extractionId"])
     if table not in tables or part != "part00000.csv":
         raise not_found("PartitionNotFound", "Partition", "location")
     out = io.StringIO()
     writer = csv.writer(out)
-    for (data,) in call.store.conn.execute(
-        "SELECT data FROM ex_rows WHERE job_id = ? AND mapping_id = ? AND table_name = ? ORDER BY row_no",
-        (call.path["extractionId"], mapping.id, table),
-    ):
-        writer.writerow(["" if v is None else v for v in json.loads(data)])
+    for values in extracted_rows(call.store.conn, call.path["extractionId"], mapping.id, table):
+        writer.writerow(["" if v is None else v for v in values])
     return Response(out.getvalue(), media_type="text/csv")
 
 

@@ -16,6 +16,7 @@ from xml.sax.saxutils import quoteattr
 
 from starlette.responses import Response
 
+from .extraction import extracted_rows, extracted_tables
 from .http import Call, json_response, not_found
 
 __all__ = ["EDM_TYPES", "ODATA_HANDLERS", "EntitySet", "entity_sets"]
@@ -50,14 +51,6 @@ def _latest(call: Call, mapping_id: str) -> str | None:
     return str(row[0]) if row else None
 
 
-def _tables(call: Call, job_id: str, mapping_id: str) -> list[tuple[str, list[tuple[str, str]]]]:
-    rows = call.store.conn.execute(
-        "SELECT table_name, columns FROM ex_tables WHERE job_id = ? AND mapping_id = ? ORDER BY rowid",
-        (job_id, mapping_id),
-    ).fetchall()
-    return [(r[0], [(c[0], c[1]) for c in json.loads(r[1])]) for r in rows]
-
-
 def _unique(name: str, taken: set[str]) -> str:
     candidate, n = name, 1
     while candidate.lower() in taken:
@@ -90,7 +83,7 @@ def entity_sets(call: Call, report_id: str) -> list[EntitySet]:
         job_id = _latest(call, link.id)
         if mapping is None or job_id is None:
             continue
-        for table_name, columns in _tables(call, job_id, link.id):
+        for table_name, columns in extracted_tables(call.store.conn, job_id, link.id).items():
             name = _unique(f"{mapping.data['mappingName']}_{table_name}", taken)
             sets.append(EntitySet(name, table_name, job_id, link.id, table_name, columns, key=["ECInstanceId"]))
     for link in store.children("report_aggregation", report_id):
@@ -101,7 +94,9 @@ def entity_sets(call: Call, report_id: str) -> list[EntitySet]:
         job_id = _latest(call, mapping_id)
         if job_id is None:
             continue
-        source_tables = {name.lower(): (name, cols) for name, cols in _tables(call, job_id, mapping_id)}
+        source_tables = {
+            name.lower(): (name, cols) for name, cols in extracted_tables(call.store.conn, job_id, mapping_id).items()
+        }
         for table in store.children("agg_table", table_set.id):
             source = source_tables.get(table.data["sourceTableName"].lower())
             props = [p.data for p in store.children("agg_property", table.id)]
@@ -168,17 +163,11 @@ def odata_metadata(call: Call) -> Response:
 
 
 def _source_rows(call: Call, entity: EntitySet) -> Iterator[dict[str, Any]]:
-    row = call.store.conn.execute(
-        "SELECT columns FROM ex_tables WHERE job_id = ? AND mapping_id = ? AND table_name = ?",
-        (entity.manifest_id, entity.mapping_id, entity.source_table),
-    ).fetchone()
-    names = [c[0] for c in json.loads(row[0])] if row else []
-    cursor = call.store.conn.execute(
-        "SELECT data FROM ex_rows WHERE job_id = ? AND mapping_id = ? AND table_name = ? ORDER BY row_no",
-        (entity.manifest_id, entity.mapping_id, entity.source_table),
-    )
-    for (data,) in cursor:
-        yield dict(zip(names, json.loads(data), strict=False))
+    conn = call.store.conn
+    columns = extracted_tables(conn, entity.manifest_id, entity.mapping_id).get(entity.source_table, [])
+    names = [name for name, _ in columns]
+    for values in extracted_rows(conn, entity.manifest_id, entity.mapping_id, entity.source_table):
+        yield dict(zip(names, values, strict=False))
 
 
 def aggregate(rows: Iterator[dict[str, Any]], props: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

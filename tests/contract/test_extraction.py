@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from mcp import Client
 
-from ..conftest import BUILDING_ID
+from itwin_insights_mcp.settings import Settings
+
+from ..conftest import BUILDING_ID, ITWIN_ID
 from .helpers import fails, ok, wait_for_state
 
 pytestmark = pytest.mark.anyio
@@ -89,3 +91,44 @@ async def test_no_mappings_logs_a_warning(mcp: Client) -> None:
     assert status["state"] == "Succeeded" and status["containsIssues"] is True
     logs = (await ok(mcp, "list_extraction_logs", jobId=run["id"]))["logs"]
     assert any("has 0 mappings" in (e["message"] or "") and e["level"] == "Warning" for e in logs)
+
+
+@pytest.fixture
+def sandbox_settings(sandbox_db: str) -> Settings:
+    """Whole OData pages in tool results, so a test can see every row of a table."""
+    return Settings(backend="sandbox", sandbox_db=sandbox_db, max_rows=1000)
+
+
+async def test_run_for_some_instances_refreshes_them_and_keeps_the_rest(mcp: Client) -> None:
+    mapping = (await ok(mcp, "create_mapping", imodelId=BUILDING_ID, mappingName="Partial"))["mapping"]
+    ids = {"imodelId": BUILDING_ID, "mappingId": mapping["id"]}
+    group = (await ok(mcp, "create_group", **ids, groupName="Walls", query="SELECT * FROM Building.Wall"))["group"]
+    gids = {**ids, "groupId": group["id"]}
+    await ok(mcp, "create_calculated_property", **gids, propertyName="Volume", type="Volume")
+    cost = (await ok(mcp, "create_custom_calculation", **gids, propertyName="Cost", formula="Volume * 100"))[
+        "customCalculation"
+    ]
+    full = (await ok(mcp, "run_extraction", imodelId=BUILDING_ID))["run"]
+    await wait_for_state(mcp, full["id"])
+    report = (await ok(mcp, "create_report", projectId=ITWIN_ID, displayName="Partial"))["report"]
+    await ok(mcp, "create_report_mapping", reportId=report["id"], mappingId=mapping["id"], imodelId=BUILDING_ID)
+
+    async def rows() -> dict[str, dict[str, float]]:
+        service = await ok(mcp, "get_odata_service", reportId=report["id"])
+        region, manifest, entity = service["value"][0]["url"].split("/")
+        page = await ok(
+            mcp, "get_odata_entity_page", reportId=report["id"], region=region, manifestId=manifest, entityType=entity
+        )
+        return {r["ECInstanceId"]: r for r in page["value"]}
+
+    before = await rows()
+    assert len(before) == 840
+    chosen = sorted(before)[:2]
+    await ok(mcp, "update_custom_calculation", **gids, customCalculationId=cost["id"], formula="Volume * 200")
+    partial = (await ok(mcp, "run_extraction", imodelId=BUILDING_ID, ecInstanceIds=chosen))["run"]
+    assert (await wait_for_state(mcp, partial["id"]))["state"] == "Succeeded"
+    after = await rows()
+    assert set(after) == set(before)  # every row is still there, once
+    for element, row in after.items():
+        factor = 200 if element in chosen else 100
+        assert row["Cost"] == pytest.approx(row["Volume"] * factor)

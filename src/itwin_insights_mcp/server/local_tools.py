@@ -9,7 +9,6 @@ chosen (only `--exclude-tools` removes them).
 from __future__ import annotations
 
 import asyncio
-import base64
 import csv
 import json
 import os
@@ -256,14 +255,59 @@ async def read_skill(ctx: LocalContext, arguments: dict[str, Any]) -> types.Call
 
 def _claims(token: str) -> dict[str, Any]:
     """Claims of a JWT, read without verification, only to say who is signed in (never the token itself)."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return {}
+    import jwt
+
     try:
-        data = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, TypeError):
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
         return {}
-    return data if isinstance(data, dict) else {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def _scopes(value: Any) -> list[str] | None:
+    """A `scope` claim as a list, whether the token spells it as one string or as an array."""
+    if isinstance(value, str):
+        return value.split()
+    if isinstance(value, list):
+        return [str(item) for item in value]
+    return None
+
+
+def _signed_in_user(data: dict[str, Any]) -> None:
+    """Hosted with OAuth: the user of this request (the server itself has no Bentley identity)."""
+    from mcp.server.auth.middleware.auth_context import get_access_token
+
+    token = get_access_token()
+    subject = token.subject if token is not None else None
+    data.update(
+        credential="your own Bentley sign-in (hosted OAuth; each user's token stays on the server)",
+        identity=subject or "nobody (no signed-in user on this request)",
+        scopes=list(token.scopes) if token is not None else None,
+        expiresAt=token.expires_at if token is not None else None,
+        signedIn=token is not None,
+        nextStep="Calls run as you; sign in again in your MCP host when asked."
+        if token is not None
+        else "Sign in through your MCP host (it follows the server's OAuth metadata).",
+    )
+
+
+async def _desktop_user(settings: Settings, data: dict[str, Any]) -> None:
+    """A stored `itwin-insights-mcp login`: who signed in, as the store recorded it (offline, no token read out)."""
+    from ..api.desktop_auth import default_store, whoami
+
+    info = await asyncio.to_thread(
+        whoami, settings.authority, settings.desktop_client_id, store=default_store(settings.token_store)
+    )
+    expired = bool(info.get("expired"))
+    data.update(
+        credential=f"desktop sign-in (itwin-insights-mcp login, kept in the {info.get('store')} store)",
+        identity=info.get("email") or info.get("name") or info.get("subject") or "unknown",
+        scopes=info.get("scopes"),
+        signedIn=bool(info.get("signed_in")) and not expired,
+        nextStep="Run `itwin-insights-mcp login` again and restart the server: the sign-in has expired."
+        if expired or not info.get("signed_in")
+        else "Access tokens are refreshed automatically from the stored sign-in.",
+    )
 
 
 async def auth_status(ctx: LocalContext, arguments: dict[str, Any]) -> types.CallToolResult:
@@ -281,28 +325,34 @@ async def auth_status(ctx: LocalContext, arguments: dict[str, Any]) -> types.Cal
             nextStep="Sample data only. To use Bentley's service, restart the server with ITWIN_ACCESS_TOKEN "
             "or ITWIN_CLIENT_ID + ITWIN_CLIENT_SECRET in its environment.",
         )
+    elif settings.auth_mode == "oauth" and settings.transport == "http":
+        _signed_in_user(data)
     elif settings.access_token:
         claims = _claims(settings.access_token)
         expires = claims.get("exp")
-        expired = isinstance(expires, int | float) and expires < time.time()
+        expires = expires if isinstance(expires, int | float) and not isinstance(expires, bool) else None
+        expired = expires is not None and expires < time.time()
+        identity = claims.get("email") or claims.get("preferred_username") or claims.get("sub")
         data.update(
             credential="static access token (ITWIN_ACCESS_TOKEN)",
-            identity=claims.get("email") or claims.get("sub") or "unknown (opaque token)",
-            scopes=claims.get("scope"),
+            identity=str(identity) if identity else "unknown (opaque token)",
+            scopes=_scopes(claims.get("scope")),
             expiresAt=expires,
             signedIn=not expired,
             nextStep="The token has expired: ask the user for a fresh ITWIN_ACCESS_TOKEN and a restart."
             if expired
             else "Static tokens last about an hour; service credentials refresh themselves.",
         )
-    else:
+    elif settings.client_id and settings.client_secret:
         data.update(
             credential="service app client credentials",
-            identity=f"client {settings.client_id}",
-            scopes=settings.scopes,
+            identity=f"service app {settings.client_id}",
+            scopes=settings.scopes.split(),
             signedIn=True,
             nextStep="Tokens are fetched and refreshed automatically.",
         )
+    else:
+        await _desktop_user(settings, data)
     text = f"Backend: {backend}; credential: {data['credential']}; identity: {data['identity']}. {data['nextStep']}"
     return _structured(text, data)
 
@@ -453,7 +503,7 @@ LOCAL_TOOLS: tuple[LocalTool, ...] = (
                     "apiBaseUrl": {"type": "string"},
                     "credential": {"type": "string"},
                     "identity": {"type": ["string", "null"]},
-                    "scopes": {"type": ["string", "null"]},
+                    "scopes": {"type": ["array", "null"], "items": {"type": "string"}},
                     "expiresAt": {"type": ["number", "null"]},
                     "signedIn": {"type": "boolean"},
                     "nextStep": {"type": "string"},

@@ -188,6 +188,7 @@ def _configure_logging(level: str) -> None:
     from .logs import FORMAT, RequestContextFilter
 
     handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(level.upper())  # the package logger may pass DEBUG for MCP clients that ask (client_logs.py)
     handler.addFilter(RequestContextFilter())
     handler.setFormatter(logging.Formatter(FORMAT))
     logging.basicConfig(level=level.upper(), handlers=[handler])

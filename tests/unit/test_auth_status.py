@@ -92,7 +92,7 @@ async def test_hosted_oauth_names_the_user_of_the_request() -> None:
         public_url="https://mcp.example.com",
         state_key="k",
     )
-    user = AccessToken(token="t", client_id="claude", scopes=["itwin-platform"], subject="ims|user-42")  # noqa: S106
+    user = AccessToken(token="t", client_id="claude", scopes=["itwin-platform"], subject="ims|user-42")
     reset = auth_context_var.set(AuthenticatedUser(user))
     try:
         data = await status(settings)

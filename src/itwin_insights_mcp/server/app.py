@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import mcp.types as types
 from mcp.server import Server, ServerRequestContext
 from mcp.server.auth.middleware.auth_context import get_access_token
-from mcp.shared.exceptions import MCPError
+from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 
 from .. import __version__
 from ..api.auth import TokenProvider, request_token_provider
@@ -23,10 +24,13 @@ from ..api.catalog import Catalog, load_catalog
 from ..api.client import InsightsClient
 from ..logs import request_id_var, subject_var
 from ..settings import PROFILES, Settings
+from .client_logs import ClientLogLevels, forwarding_logs
+from .client_logs import session_key as _session_key
 from .compact import call_compact, compact_tools
 from .dispatch import CallEnv, invoke
 from .local_tools import LOCAL_TOOLS
 from .resources import ResourceProvider
+from .results import error_payload
 from .selection import ToolSelection
 from .tools import ToolSurface
 
@@ -132,10 +136,23 @@ def build_server(
         arguments: dict[str, Any] = dict(params.arguments or {})
         env = CallEnv(client, settings, ctx)
         with as_caller(ctx):
-            log.info("tool %s", params.name)
-            if compact:
-                return await call_compact(surface, env, params.name, arguments)
-            return await invoke(surface, env, params.name, arguments)
+            async with forwarding_logs(ctx, log_levels):
+                log.info("tool %s", params.name)
+                if compact:
+                    result = await call_compact(surface, env, params.name, arguments)
+                else:
+                    result = await invoke(surface, env, params.name, arguments)
+                if result.is_error:
+                    log.warning("tool %s failed: %s", params.name, error_payload(result).get("code", "error"))
+                return result
+
+    log_levels = ClientLogLevels()
+
+    async def set_logging_level(
+        ctx: ServerRequestContext[Any], params: types.SetLevelRequestParams
+    ) -> types.EmptyResult:
+        log_levels.set(_session_key(ctx), params.level)
+        return types.EmptyResult()
 
     provider = ResourceProvider(client, catalog, settings)
 
@@ -184,18 +201,21 @@ def build_server(
         local = base.local(name)
         return local.definition.input_schema if local is not None else None
 
-    return Server(
-        "itwin-insights-mcp",
-        version=__version__,
-        title="iTwin Insights (Reporting)",
-        instructions=COMPACT_INSTRUCTIONS if compact else INSTRUCTIONS,
-        get_tool_input_schema=input_schema,
-        on_list_tools=list_tools,
-        on_call_tool=call_tool,
-        on_list_resources=list_resources,
-        on_list_resource_templates=list_templates,
-        on_read_resource=read_resource,
-        on_list_prompts=list_prompts,
-        on_get_prompt=get_prompt,
-        on_completion=complete,
-    )
+    with warnings.catch_warnings():  # logging/setLevel is deprecated in 2026-07-28 but 2025-era hosts use it
+        warnings.simplefilter("ignore", MCPDeprecationWarning)
+        return Server(
+            "itwin-insights-mcp",
+            version=__version__,
+            title="iTwin Insights (Reporting)",
+            instructions=COMPACT_INSTRUCTIONS if compact else INSTRUCTIONS,
+            get_tool_input_schema=input_schema,
+            on_list_tools=list_tools,
+            on_call_tool=call_tool,
+            on_list_resources=list_resources,
+            on_list_resource_templates=list_templates,
+            on_read_resource=read_resource,
+            on_list_prompts=list_prompts,
+            on_get_prompt=get_prompt,
+            on_completion=complete,
+            on_set_logging_level=set_logging_level,
+        )

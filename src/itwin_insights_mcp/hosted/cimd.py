@@ -69,11 +69,13 @@ async def _read(
     ):
         if reply.status_code != 200:
             return None
+        if reply.headers.get("content-encoding", "identity").lower() != "identity":
+            return None  # asked for identity: a compressed body is refused, never inflated (no decompression bomb)
         declared = reply.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > max_bytes:
             return None
         body = bytearray()
-        async for chunk in reply.aiter_raw():  # raw: a compressed body is not inflated (no decompression bomb)
+        async for chunk in reply.aiter_bytes():
             body += chunk
             if len(body) > max_bytes:
                 return None

@@ -7,7 +7,10 @@ Legitimate loopback, Claude and VS Code clients still get through to the identit
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,10 +23,12 @@ from mcp.server.auth.settings import ClientRegistrationOptions, RevocationOption
 from pydantic import AnyHttpUrl
 from starlette.applications import Starlette
 
+from itwin_insights_mcp.errors import ConfigError
 from itwin_insights_mcp.hosted.ims import IdentityProvider
-from itwin_insights_mcp.hosted.oauth import InsightsOAuthProvider
+from itwin_insights_mcp.hosted.modes import hosted_auth
+from itwin_insights_mcp.hosted.oauth import InsightsOAuthProvider, UserTokenProvider
 from itwin_insights_mcp.hosted.state import SharedState
-from itwin_insights_mcp.settings import DEFAULT_REDIRECTS
+from itwin_insights_mcp.settings import DEFAULT_REDIRECTS, Settings
 
 pytestmark = pytest.mark.anyio
 
@@ -223,3 +228,53 @@ async def test_a_metadata_document_with_a_bad_redirect_or_identity_is_refused(
     assert_not_sent_to_attacker(await harness.authorize(GOOD_CIMD, ATTACK_REDIRECT))
     assert harness.documents.requests  # fetched, then refused
     assert harness.rows("oauth_clients") == 0 and harness.rows("oauth_pending") == 0
+
+
+async def test_sign_in_and_registration_purge_expired_rows(harness: Harness) -> None:
+    with harness.provider.state.transaction() as conn:
+        conn.execute("INSERT INTO oauth_pending VALUES ('stale', '{}', ?)", (time.time() - 2 * 86400,))
+    reply = await harness.register(["http://127.0.0.1:7777/callback"])
+    assert reply.status_code == 201
+    assert harness.provider.state.query_one("SELECT 1 FROM oauth_pending WHERE id = 'stale'", ()) is None
+
+
+def test_an_unusable_allowlist_entry_stops_the_oauth_mode_at_start_up(tmp_path: Path) -> None:
+    settings = Settings(
+        auth_mode="oauth",
+        public_url="https://mcp.example",
+        client_id="server-client",
+        client_secret="server-secret",
+        state_key=Fernet.generate_key().decode(),
+        state_db=str(tmp_path / "state.db"),
+        redirect_allowlist=("http://127.0.0.1:*", "http://intranet.example/*"),
+    )
+    with pytest.raises(ConfigError, match="http is allowed only for loopback"):
+        hosted_auth(settings)
+
+
+class SlowIms:
+    """An identity provider whose refresh takes a moment and is counted."""
+
+    def __init__(self) -> None:
+        self.refreshes = 0
+
+    async def refresh(self, refresh_token: str) -> dict[str, Any]:
+        self.refreshes += 1
+        await asyncio.sleep(0.05)
+        return {"access_token": f"fresh-{self.refreshes}", "expires_in": 3600}
+
+
+async def test_refresh_locks_serialise_one_user_and_are_not_kept_afterwards(harness: Harness) -> None:
+    state = harness.provider.state
+    subjects = [f"https://ims.example|user{i}" for i in range(20)]
+    with state.transaction() as conn:
+        for subject in subjects:
+            sealed = state.seal({"access_token": "old", "refresh_token": "r", "expires_at": 0})
+            conn.execute("INSERT INTO upstream_tokens VALUES (?, ?, ?)", (subject, sealed, time.time()))
+    ims = SlowIms()
+    calls = [UserTokenProvider(state, ims, subject).get_token() for subject in subjects for _ in range(3)]  # type: ignore[arg-type]
+    tokens = await asyncio.gather(*calls)
+    assert ims.refreshes == len(subjects)  # three concurrent calls per user, one refresh each
+    assert all(token.startswith("fresh-") for token in tokens)
+    gc.collect()
+    assert len(UserTokenProvider._locks) == 0  # nothing kept per user once no refresh is in flight

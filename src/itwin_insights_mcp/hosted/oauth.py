@@ -16,6 +16,7 @@ import json
 import secrets
 import time
 import uuid
+import weakref
 from typing import Any
 from urllib.parse import urlencode, urlparse
 
@@ -129,6 +130,7 @@ class InsightsOAuthProvider:
         return client
 
     async def register_client(self, client_info: OAuthClientInformationFull) -> None:
+        self.state.purge_if_due()
         for uri in client_info.redirect_uris or []:
             if not self._allowed_redirect(str(uri)):
                 raise RegistrationError(
@@ -151,6 +153,7 @@ class InsightsOAuthProvider:
             raise AuthorizeError("invalid_target", f"This server only issues tokens for {self.resource}.")
         if not self._allowed_redirect(str(params.redirect_uri)):
             raise AuthorizeError("invalid_request", "The redirect URI is not allowed by this server.")
+        self.state.purge_if_due()
         verifier, challenge = pkce_pair()
         nonce = secrets.token_urlsafe(16)
         pending_id = secrets.token_urlsafe(32)
@@ -393,7 +396,9 @@ class UserTokenProvider:
     """One user's IMS access token, from the shared state, refreshed there (one refresh per user at a time)."""
 
     can_refresh = True
-    _locks: dict[str, asyncio.Lock] = {}
+    # One lock per user while a refresh is in flight; weak values: a lock no call holds is dropped, so the map holds
+    # only the users being refreshed right now, never every user ever seen.
+    _locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def __init__(self, state: SharedState, ims: IdentityProvider, subject: str) -> None:
         self._state = state
@@ -411,7 +416,9 @@ class UserTokenProvider:
             raise AuthError("Your Bentley sign-in is gone from this server; sign in again from your MCP client.")
         if tokens.expires_at - REFRESH_MARGIN > time.time():
             return tokens.access_token
-        lock = self._locks.setdefault(self._subject, asyncio.Lock())
+        lock = self._locks.get(self._subject)
+        if lock is None:
+            lock = self._locks[self._subject] = asyncio.Lock()
         async with lock:
             tokens = self._load()  # another call (or replica) may have refreshed meanwhile
             if tokens is not None and tokens.expires_at - REFRESH_MARGIN > time.time():

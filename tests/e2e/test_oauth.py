@@ -319,3 +319,64 @@ def test_no_token_in_any_log(hosted: Deployment) -> None:
         for secret in secrets_seen:
             assert secret not in text, f"a secret leaked into {log.name}"
         assert "eyJ" not in text or log.name == "idp.log", f"a JWT-looking token in {log.name}"
+
+
+async def test_redirect_and_metadata_document_attacks_are_refused(hosted: Deployment) -> None:
+    """Issue 13 item 1 end to end: a userinfo redirect is refused at registration, a userinfo metadata-document URL
+    is never fetched, and the same document at its plain loopback URL signs a user in."""
+    hits: list[str] = []
+    document: dict[str, Any] = {}
+
+    async def serve_document(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        hits.append(head.split(b" ", 2)[1].decode())
+        body = json.dumps(document).encode()
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
+        writer.write(body)
+        await writer.drain()
+        writer.close()
+
+    listener = await asyncio.start_server(serve_document, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    plain = f"http://127.0.0.1:{port}/client.json"
+    document.update(client_id=plain, redirect_uris=[CLIENT_REDIRECT], client_name="document client")
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+
+    def authorize_url(client_id: str) -> str:
+        query = {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": CLIENT_REDIRECT,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "state": "d1",
+        }
+        return f"{hosted.url}/authorize?{httpx.QueryParams(query)}"
+
+    try:
+        async with httpx.AsyncClient(timeout=30) as http:
+            for redirect in ("http://127.0.0.1:80@evil.example/cb", "http://localhost:7777@evil.example/cb"):
+                registered = await http.post(
+                    f"{hosted.url}/register", json={"redirect_uris": [redirect], "token_endpoint_auth_method": "none"}
+                )
+                assert registered.status_code == 400 and registered.json()["error"] == "invalid_redirect_uri"
+
+            for attack in (f"http://localhost@127.0.0.1:{port}/client.json", f"http://localhost:{port}@[::1]/x"):
+                refused = await http.get(authorize_url(attack))
+                assert refused.status_code == 400 and "location" not in refused.headers
+            assert hits == []  # never fetched
+
+            code, state = await sign_in(authorize_url(plain), "carol")
+            assert state == "d1" and hits == ["/client.json"]
+            form = {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": CLIENT_REDIRECT,
+                "client_id": plain,
+                "code_verifier": verifier,
+            }
+            tokens = await http.post(f"{hosted.url}/token", data=form)
+            assert tokens.status_code == 200 and tokens.json()["access_token"]
+    finally:
+        listener.close()

@@ -12,11 +12,11 @@ from the shared state and refreshed there.
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import json
 import secrets
 import time
 import uuid
+import weakref
 from typing import Any
 from urllib.parse import urlencode, urlparse
 
@@ -37,8 +37,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from ..errors import AuthError
+from .cimd import fetch_metadata_document
 from .ims import IdentityProvider, ImsTokens, pkce_pair
 from .state import SharedState, digest
+from .urls import RedirectAllowlist, metadata_document_url
 
 __all__ = ["InsightsOAuthProvider", "UserTokenProvider"]
 
@@ -62,55 +64,61 @@ class InsightsOAuthProvider:
         resource: str,
         signing_key: bytes,
         redirect_allowlist: tuple[str, ...],
+        cimd_transport: httpx2.AsyncBaseTransport | None = None,
     ) -> None:
         self.state = state
         self.ims = ims
         self.issuer = issuer.rstrip("/")
         self.resource = resource
         self._key = signing_key
-        self._allowlist = redirect_allowlist
+        self._allowlist = RedirectAllowlist(redirect_allowlist)  # a bad entry stops start-up with its reason
+        self._cimd_transport = cimd_transport  # tests only: where metadata documents are fetched from
         self.callback_url = f"{self.issuer}/oauth/callback"
 
     # -- clients: dynamic registration and Client ID Metadata Documents ----------------------------------------
 
     def _allowed_redirect(self, uri: str) -> bool:
-        return any(fnmatch.fnmatchcase(uri, pattern) for pattern in self._allowlist)
+        """Parsed and compared by scheme, host, port and path (see urls.py); never a pattern over the raw string."""
+        return self._allowlist.allows(uri)
+
+    def _allowed_client(self, client: OAuthClientInformationFull) -> bool:
+        """Every redirect URI of a client is allowed now (a row stored under older rules may not be)."""
+        uris = client.redirect_uris or []
+        return bool(uris) and all(self._allowed_redirect(str(uri)) for uri in uris)
 
     async def get_client(self, client_id: str) -> OAuthClientInformationFull | None:
         row = self.state.client_record(client_id)
         if row is not None and (row.get("_expires") is None or row["_expires"] > time.time()):
             row.pop("_expires", None)
-            return OAuthClientInformationFull.model_validate(row)
-        if client_id.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            client = OAuthClientInformationFull.model_validate(row)
+            return client if self._allowed_client(client) else None
+        if metadata_document_url(client_id) is not None:
             return await self._fetch_metadata_document(client_id)
         return None
 
     async def _fetch_metadata_document(self, url: str) -> OAuthClientInformationFull | None:
         """A Client ID Metadata Document: the client_id is a URL serving the client's own metadata."""
-        try:
-            async with httpx2.AsyncClient(timeout=5.0, follow_redirects=False) as http:
-                reply = await http.get(url, headers={"Accept": "application/json"})
-            if reply.status_code != 200 or len(reply.content) > 65536:
-                return None
-            document = reply.json()
-        except (httpx2.HTTPError, ValueError):
-            return None
-        if not isinstance(document, dict) or document.get("client_id") != url:
+        document = await fetch_metadata_document(url, transport=self._cimd_transport)
+        if document is None or document.get("client_id") != url:
             return None
         redirects = document.get("redirect_uris") or []
-        if not redirects or not all(isinstance(r, str) and self._allowed_redirect(r) for r in redirects):
+        if not isinstance(redirects, list) or not redirects:
+            return None
+        if not all(isinstance(r, str) and self._allowed_redirect(r) for r in redirects):
             return None
         try:
             client = OAuthClientInformationFull(
                 client_id=url,
                 redirect_uris=redirects,
                 client_name=document.get("client_name"),
-                token_endpoint_auth_method="none",  # noqa: S106 - a method name  # noqa: S106 - a method name
+                token_endpoint_auth_method="none",  # noqa: S106 - a method name
                 grant_types=["authorization_code", "refresh_token"],
                 response_types=["code"],
                 scope=document.get("scope"),
             )
         except ValidationError:
+            return None
+        if not self._allowed_client(client):  # the normalised form, which is what users are sent to, passes too
             return None
         data = client.model_dump(mode="json", exclude_none=True)
         with self.state.transaction() as conn:
@@ -122,11 +130,14 @@ class InsightsOAuthProvider:
         return client
 
     async def register_client(self, client_info: OAuthClientInformationFull) -> None:
+        self.state.purge_if_due()
         for uri in client_info.redirect_uris or []:
             if not self._allowed_redirect(str(uri)):
                 raise RegistrationError(
-                    "invalid_redirect_uri", f"Redirect URI {uri} is not allowed by this server's allowlist."
+                    "invalid_redirect_uri", f"Redirect URI {str(uri)[:200]} is not allowed by this server's allowlist."
                 )
+        if not client_info.redirect_uris:
+            raise RegistrationError("invalid_redirect_uri", "Register at least one redirect URI.")
         data = client_info.model_dump(mode="json", exclude_none=True)
         with self.state.transaction() as conn:
             conn.execute(
@@ -142,6 +153,7 @@ class InsightsOAuthProvider:
             raise AuthorizeError("invalid_target", f"This server only issues tokens for {self.resource}.")
         if not self._allowed_redirect(str(params.redirect_uri)):
             raise AuthorizeError("invalid_request", "The redirect URI is not allowed by this server.")
+        self.state.purge_if_due()
         verifier, challenge = pkce_pair()
         nonce = secrets.token_urlsafe(16)
         pending_id = secrets.token_urlsafe(32)
@@ -384,7 +396,9 @@ class UserTokenProvider:
     """One user's IMS access token, from the shared state, refreshed there (one refresh per user at a time)."""
 
     can_refresh = True
-    _locks: dict[str, asyncio.Lock] = {}
+    # One lock per user while a refresh is in flight; weak values: a lock no call holds is dropped, so the map holds
+    # only the users being refreshed right now, never every user ever seen.
+    _locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def __init__(self, state: SharedState, ims: IdentityProvider, subject: str) -> None:
         self._state = state
@@ -402,7 +416,9 @@ class UserTokenProvider:
             raise AuthError("Your Bentley sign-in is gone from this server; sign in again from your MCP client.")
         if tokens.expires_at - REFRESH_MARGIN > time.time():
             return tokens.access_token
-        lock = self._locks.setdefault(self._subject, asyncio.Lock())
+        lock = self._locks.get(self._subject)
+        if lock is None:
+            lock = self._locks[self._subject] = asyncio.Lock()
         async with lock:
             tokens = self._load()  # another call (or replica) may have refreshed meanwhile
             if tokens is not None and tokens.expires_at - REFRESH_MARGIN > time.time():

@@ -5,7 +5,8 @@ It lives in an existing database, never in one process's memory: a SQLite file (
 share, or PostgreSQL (`ITWIN_INSIGHTS_STATE_DB=postgresql://...`) for replicas on several nodes. The SQL is written
 once for both (upserts with ON CONFLICT, RETURNING, `?` placeholders translated for PostgreSQL). Secrets are never
 stored in clear: codes and refresh tokens as SHA-256 hashes, IMS tokens sealed with Fernet
-(`ITWIN_INSIGHTS_STATE_KEY`, the same on every replica).
+(`ITWIN_INSIGHTS_STATE_KEY`, the same on every replica). Expired rows are deleted a day after they expire, by each
+replica at most every ten minutes (`purge_if_due`), so the tables stay as small as the live sign-ins.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from ..errors import ConfigError
 
-__all__ = ["SharedState", "StateConnection", "digest"]
+__all__ = ["PURGE_INTERVAL_SECONDS", "PURGE_RETENTION_SECONDS", "SharedState", "StateConnection", "digest"]
+
+PURGE_INTERVAL_SECONDS = 600.0  # a replica purges expired rows at most this often (at a sign-in or registration)
+PURGE_RETENTION_SECONDS = 86400.0  # expired rows are kept a day, then deleted
 
 TABLES = (
     "CREATE TABLE IF NOT EXISTS oauth_clients (client_id TEXT PRIMARY KEY, data TEXT NOT NULL, "
@@ -153,7 +157,10 @@ class _Postgres:
 class SharedState:
     """The hosted server's shared store."""
 
-    def __init__(self, location: str, key: str) -> None:
+    def __init__(self, location: str, key: str, *, purge_interval: float = PURGE_INTERVAL_SECONDS) -> None:
+        self._purge_interval = purge_interval
+        self._next_purge = 0.0
+        self._purge_lock = threading.Lock()
         try:
             self._fernet = Fernet(key.encode())
         except (ValueError, TypeError):
@@ -189,10 +196,26 @@ class SharedState:
         row = self.query_one("SELECT data FROM oauth_clients WHERE client_id = ?", (client_id,))
         return json.loads(row[0]) if row else None
 
-    def purge_expired(self) -> None:
-        cutoff = time.time() - 86400
+    def purge_expired(self, now: float | None = None) -> None:
+        """Delete rows that expired more than PURGE_RETENTION_SECONDS ago (registered clients never expire)."""
+        cutoff = (time.time() if now is None else now) - PURGE_RETENTION_SECONDS
         with self.transaction() as conn:
             conn.execute("DELETE FROM oauth_pending WHERE expires < ?", (cutoff,))
             conn.execute("DELETE FROM oauth_codes WHERE expires < ?", (cutoff,))
             conn.execute("DELETE FROM oauth_refresh WHERE expires < ?", (cutoff,))
             conn.execute("DELETE FROM oauth_revoked WHERE expires < ?", (cutoff,))
+            conn.execute("DELETE FROM oauth_clients WHERE expires IS NOT NULL AND expires < ?", (cutoff,))
+
+    def purge_if_due(self, now: float | None = None) -> bool:
+        """Purge when this replica has not for `purge_interval` seconds; True when it did.
+
+        Called on the paths that add rows (sign-in, registration), so the tables are kept small by the traffic that
+        fills them, with no background task to start and stop. Replicas purge independently; deletes are idempotent.
+        """
+        now = time.time() if now is None else now
+        with self._purge_lock:
+            if now < self._next_purge:
+                return False
+            self._next_purge = now + self._purge_interval
+        self.purge_expired(now)
+        return True

@@ -79,7 +79,8 @@ async def test_run_with_mappings_filter_includes_disabled_mapping(mcp: Client) -
 async def test_extraction_errors(mcp: Client) -> None:
     await fails(mcp, "run_extraction", 404, "iModelNotFound", imodelId=UNKNOWN)
     await fails(mcp, "run_extraction", 404, "MappingNotFound", imodelId=BUILDING_ID, mappings=[{"id": UNKNOWN}])
-    await fails(mcp, "run_extraction", None, "InvalidArguments", imodelId=BUILDING_ID, ecInstanceIds=["12"])
+    # No source states a format for ecInstanceIds: the tool sends them; the sandbox needs 0x-hex and answers 422.
+    await fails(mcp, "run_extraction", 422, "InvalidInsightsRequest", imodelId=BUILDING_ID, ecInstanceIds=["12"])
     await fails(mcp, "get_extraction_status", 404, "ExtractionStatusNotFound", jobId=UNKNOWN)
     await fails(mcp, "list_extraction_logs", 404, "ExtractionLogNotFound", jobId=UNKNOWN)
     await fails(mcp, "list_extraction_history", 404, "iModelNotFound", imodelId=UNKNOWN)

@@ -64,7 +64,7 @@ async def test_error_bodies_404_409_422(sandbox_db: str) -> None:
             "error": {
                 "code": "MappingNotFound",
                 "message": "Requested Mapping is not available.",
-                "target": "mappingId",
+                "target": "id",  # as in the Swagger's get-mapping example
             }
         }
         mapping = (

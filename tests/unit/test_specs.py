@@ -214,12 +214,17 @@ def test_operation_count(name: str) -> None:
         assert deprecated == []
 
 
+# Bentley's Swagger and both official client versions send create-report as `POST /reports/`.
+DOCUMENTED_TRAILING_SLASH = {("reporting-v1.yaml", "/reports/")}
+
+
 @pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_no_path_level_parameters(name: str) -> None:
     for path, item in SPECS[name]["paths"].items():
         assert "parameters" not in item, path
         assert path.startswith("/"), path
-        assert not (path.endswith("/") and path != "/"), f"trailing slash in {path}"
+        if (name, path) not in DOCUMENTED_TRAILING_SLASH:
+            assert not (path.endswith("/") and path != "/"), f"trailing slash in {path}"
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))
@@ -264,7 +269,8 @@ def test_schemas_have_descriptions_and_properties(name: str) -> None:
 def test_parameters_well_formed(name: str) -> None:
     doc = SPECS[name]
     for pname, p in doc["components"]["parameters"].items():
-        assert p["in"] in ("path", "query"), pname
+        assert p["in"] in ("path", "query", "header"), pname
+        assert p["in"] != "header" or pname == "Prefer", pname  # Accept and Authorization are the client's
         assert p.get("description"), pname
         assert "schema" in p, pname
         if p["in"] == "path":
@@ -378,7 +384,7 @@ def test_paged_lists_have_paging_parameters() -> None:
 def test_reporting_specific_facts() -> None:
     doc = SPECS["reporting-v1.yaml"]
     by_id = {op["operationId"]: (path, method, op) for path, method, op in _operations(doc)}
-    assert by_id["create-report"][:2] == ("/reports", "post")
+    assert by_id["create-report"][:2] == ("/reports/", "post")  # trailing slash as in the Swagger
     assert by_id["update-groupproperty"][1] == "put"
     assert by_id["get-report-mappings"][0] == "/reports/{reportId}/datasources/imodelMappings"
     assert by_id["run-extraction"][2]["requestBody"]["required"] is False
@@ -398,7 +404,8 @@ def test_reporting_specific_facts() -> None:
     assert len(schemas["CalculatedPropertyType"]["enum"]) == 10
     assert schemas["AggregationPropertyType"]["enum"] == ["GroupBy", "Count", "Sum"]
     ident = schemas["SimpleIdentifier"]
-    assert ident["maxLength"] == 128 and ident["pattern"].startswith(r"^[\p{L}\p{Nl}_]")
+    assert ident["maxLength"] == 128 and ident["x-sandbox-pattern"].startswith(r"^[\p{L}\p{Nl}_]")
+    assert ident["pattern"].startswith(r"^[^\x00-\x40")  # portable; see test_schema_patterns.py
     # wrapper keys
     wrappers = {
         "MappingSingle": "mapping",

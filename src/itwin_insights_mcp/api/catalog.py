@@ -23,6 +23,7 @@ import yaml
 from platformdirs import user_cache_dir
 
 __all__ = [
+    "SANDBOX_PATTERN",
     "TOOL_NAME_PATTERN",
     "Catalog",
     "Family",
@@ -33,9 +34,11 @@ __all__ = [
 
 JsonSchema = dict[str, Any]
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
-Location = Literal["path", "query"]
+Location = Literal["path", "query", "header"]
 
 TOOL_NAME_PATTERN = re.compile(r"^[a-z0-9_]{1,64}$")
+# A server-side-only rule next to a schema's portable `pattern` (see api/validation.py); never shown to tools.
+SANDBOX_PATTERN = "x-sandbox-pattern"
 SPEC_FILES = (
     "reporting-v1.yaml",
     "itwins-v1.yaml",
@@ -75,7 +78,7 @@ class Family:
 
 @dataclass(frozen=True)
 class Parameter:
-    """A path or query parameter, with the tool argument name that carries it."""
+    """A path, query or header parameter, with the tool argument name that carries it."""
 
     name: str
     arg: str
@@ -155,6 +158,7 @@ class Operation:
                 properties[name] = copy.deepcopy(field_schema)
             if self.body_required:
                 required.extend(r for r in self.body_schema.get("required", []) if r not in required)
+        _drop_sandbox_rules(properties)
         flattened: JsonSchema = {"type": "object", "properties": properties, "additionalProperties": False}
         if required:
             flattened["required"] = required
@@ -239,6 +243,20 @@ class Catalog:
         return self._listers.get((op.family.name, collection))
 
 
+def _drop_sandbox_rules(node: Any) -> None:
+    """Remove `x-sandbox-pattern` everywhere below `node`: tools get only the portable `pattern`.
+
+    The sandbox validates against the documents themselves, so it keeps the exact (Unicode class) rule.
+    """
+    if isinstance(node, dict):
+        node.pop(SANDBOX_PATTERN, None)
+        for value in node.values():
+            _drop_sandbox_rules(value)
+    elif isinstance(node, list):
+        for item in node:
+            _drop_sandbox_rules(item)
+
+
 def _lenient(schema: JsonSchema, *, root: bool = False) -> JsonSchema:
     """Loosen and shrink a response schema: it describes replies, it must never reject a real one.
 
@@ -249,6 +267,7 @@ def _lenient(schema: JsonSchema, *, root: bool = False) -> JsonSchema:
     for key in (
         "format",
         "pattern",
+        SANDBOX_PATTERN,
         "maxLength",
         "minLength",
         "minimum",
@@ -393,7 +412,7 @@ def _parse_operation(raw: Mapping[str, Any], method: Method, path: str, family: 
 
 def _parse_parameter(raw: Mapping[str, Any], where: str) -> Parameter:
     location = raw.get("in")
-    if location not in ("path", "query"):
+    if location not in ("path", "query", "header"):
         raise CatalogError(f"{where}: unsupported parameter location {location!r}")
     name = str(raw["name"])
     schema = dict(raw.get("schema", {"type": "string"}))

@@ -186,8 +186,12 @@ class InsightsClient:
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
         accept: str = JSON_ACCEPT_DEFAULT,
+        headers: Mapping[str, str] | None = None,
     ) -> ApiResponse:
-        """Send one logical request (with the retries the rules above allow) and return the reply or raise."""
+        """Send one logical request (with the retries the rules above allow) and return the reply or raise.
+
+        `headers` carries an operation's own header parameters (e.g. `Prefer`); Accept and Authorization are set here.
+        """
         method = method.upper()
         attempt = 0
         waited = 0.0
@@ -196,12 +200,12 @@ class InsightsClient:
             attempt += 1
             tokens = request_token_provider.get() or self._tokens  # the caller's identity when hosted with OAuth
             token = await tokens.get_token()
-            headers = {"Accept": accept, "Authorization": f"Bearer {token}"}
+            sent = {**(headers or {}), "Accept": accept, "Authorization": f"Bearer {token}"}
             started = time.perf_counter()
             try:
                 # One total deadline per attempt: httpx times each read, so a trickling reply could last for ever.
                 async with asyncio.timeout(self._deadline):
-                    response = await self._http.request(method, path, params=params, json=json_body, headers=headers)
+                    response = await self._http.request(method, path, params=params, json=json_body, headers=sent)
             except (httpx2.TransportError, TimeoutError) as exc:
                 retryable = method in IDEMPOTENT_METHODS
                 delay = self._backoff(attempt)

@@ -1,7 +1,9 @@
 """JSON Schema validation shared by both edges: tool arguments and sandbox request bodies.
 
-The specs use ECMA-262 Unicode classes (`\\p{L}`, as in the OData SimpleIdentifier rule), which Python's `re` cannot
-compile, so `pattern` is checked with the `regex` module. Messages name the field so an agent can fix it.
+Every `pattern` in the specs is portable (it means the same in Python `re` and ECMAScript `RegExp` with or without
+the `u` flag), so jsonschema's own `re`-based check applies. Where Bentley's exact rule needs Unicode classes (the OData
+SimpleIdentifier `\\p{L}...`), the spec adds it as `x-sandbox-pattern`, checked here with the `regex` module; the
+catalog strips it from tool schemas, so only the sandbox enforces it. Messages name the field so an agent can fix it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .catalog import SANDBOX_PATTERN
+
 if TYPE_CHECKING:
     from jsonschema import ValidationError
 
@@ -19,18 +23,18 @@ __all__ = ["Problem", "problems"]
 
 @functools.cache
 def _validator_class() -> Any:
-    """Draft 2020-12 with a `pattern` that understands \\p{..}; jsonschema and regex load on first use (~50 ms)."""
+    """Draft 2020-12 plus `x-sandbox-pattern` (Unicode classes via `regex`); both load on first use (~50 ms)."""
     import jsonschema
     import regex
     from jsonschema.validators import extend
 
     compiled = functools.cache(regex.compile)
 
-    def pattern(validator: Any, patrn: str, instance: Any, schema: Mapping[str, Any]) -> Iterator[ValidationError]:
+    def exact(validator: Any, patrn: str, instance: Any, schema: Mapping[str, Any]) -> Iterator[ValidationError]:
         if validator.is_type(instance, "string") and not compiled(patrn).search(instance):
             yield jsonschema.ValidationError(f"{instance!r} does not match {patrn!r}")
 
-    return extend(jsonschema.Draft202012Validator, {"pattern": pattern})  # type: ignore[no-untyped-call]
+    return extend(jsonschema.Draft202012Validator, {SANDBOX_PATTERN: exact})  # type: ignore[no-untyped-call]
 
 
 @dataclass(frozen=True)
@@ -74,10 +78,12 @@ def _describe(error: ValidationError) -> Problem:
     if kind == "enum":
         allowed = ", ".join(str(v) for v in error.validator_value)  # type: ignore[union-attr]
         return Problem(path, f"must be one of: {allowed} (got {error.instance!r})")
-    if kind == "pattern":
+    if kind in ("pattern", SANDBOX_PATTERN):
+        described = error.schema.get("description", "") if isinstance(error.schema, Mapping) else ""
+        identifier = "SimpleIdentifier" in str(described) or "\\p{L}" in str(error.validator_value)
         what = (
             "a simple identifier (a letter or _, then letters, digits or _)"
-            if "\\p{L}" in str(error.validator_value)
+            if identifier
             else f"text matching {error.validator_value}"
         )
         return Problem(path, f"must be {what} (got {error.instance!r})")

@@ -121,11 +121,18 @@ class Call:
         return SandboxError(422, self.invalid_code, message, target)
 
     def page_url(self, **replace: Any) -> str:
-        """This request's absolute URL with some query parameters replaced (for `_links`)."""
+        """This request's absolute URL with some query parameters replaced (for `_links`).
+
+        Reporting v1 lists link as `.../collection/?$top=...`, the form in every Swagger example and the official
+        client's URL builders; other families keep the path as asked.
+        """
         params = dict(self.request.query_params)
         params.update({k: str(v) for k, v in replace.items()})
         query = urlencode(params, safe="$,")
-        return f"{self.base_url}{self.request.url.path}" + (f"?{query}" if query else "")
+        path = self.request.url.path
+        if self.op.family.name == "reporting-v1" and not path.endswith("/"):
+            path += "/"
+        return f"{self.base_url}{path}" + (f"?{query}" if query else "")
 
 
 def page_response(

@@ -36,6 +36,7 @@ class PropertyKind:
     not_found: str
     exists_code: str
     exists_message: str
+    not_found_target: str  # the 404's target as the Swagger's examples give it
 
 
 PROPERTY_KINDS = {
@@ -43,28 +44,31 @@ PROPERTY_KINDS = {
         "property",
         "properties",
         "propertyId",
-        "Group Property",
+        "GroupProperty",
         "GroupPropertyNotFound",
         "GroupPropertyExists",
         "GroupProperty with this 'displayName' already exists.",
+        "id",
     ),
     "calculated": PropertyKind(
         "property",
         "properties",
         "propertyId",
-        "Calculated Property",
+        "CalculatedProperty",
         "CalculatedPropertyNotFound",
         "CalculatedPropertyExists",
         "CalculatedProperty with this 'propertyName' already exists.",
+        "propertyId",
     ),
     "custom": PropertyKind(
         "customCalculation",
         "customCalculations",
         "customCalculationId",
-        "Custom Calculation",
+        "CustomCalculation",
         "CustomCalculationNotFound",
         "CustomCalculationExists",
         "CustomCalculation with this 'propertyName' already exists.",
+        "customCalculationId",
     ),
 }
 CALCULATED_QUANTITY = {"Length": "Distance", "Area": "Area", "Volume": "Volume"}  # BoundingBox* -> Distance [I]
@@ -88,10 +92,12 @@ def _imodel(call: Call, imodel_id: str, target: str = "imodelId") -> dict[str, A
     return imodel
 
 
-def _mapping(call: Call) -> Record:
+def _mapping(call: Call, target: str = "id") -> Record:
+    """The mapping in the path; an unknown iModel is named first (404 iModelNotFound), as on every v1 route."""
     mapping = call.store.get("mapping", call.path["mappingId"], parent=call.path["imodelId"])
     if mapping is None:
-        raise not_found("MappingNotFound", "Mapping", "mappingId")
+        _imodel(call, call.path["imodelId"])
+        raise not_found("MappingNotFound", "Mapping", target)
     return mapping
 
 
@@ -99,7 +105,7 @@ def _group(call: Call) -> Record:
     mapping = _mapping(call)
     group = call.store.get("group", call.path["groupId"], parent=mapping.id)
     if group is None:
-        raise not_found("GroupNotFound", "Group", "groupId")
+        raise not_found("GroupNotFound", "Group")
     return group
 
 
@@ -108,14 +114,14 @@ def _property(call: Call, kind: str) -> Record:
     spec = PROPERTY_KINDS[kind]
     prop = call.store.get("property", call.path[spec.path_param], parent=group.id)
     if prop is None or prop.data.get("kind") != kind:
-        raise not_found(spec.not_found, spec.label, spec.path_param)
+        raise not_found(spec.not_found, spec.label, spec.not_found_target)
     return prop
 
 
 def _report(call: Call, *, allow_deleted: bool = True) -> Record:
     report = call.store.get("report", call.path["reportId"])
     if report is None or (not allow_deleted and report.data.get("deleted")):
-        raise not_found("ReportNotFound", "Report", "reportId")
+        raise not_found("ReportNotFound", "Report")
     return report
 
 
@@ -334,7 +340,7 @@ def delete_mapping(call: Call) -> Response:
 def copy_mapping(call: Call) -> Response:
     target_imodel = call.body["targetIModelId"]
     with call.store.transaction():
-        source = _mapping(call)
+        source = _mapping(call, "mappingId")  # the Swagger's copy-mapping example names mappingId
         _imodel(call, target_imodel, "targetIModelId")
         name = call.body.get("mappingName")
         if name is None:
@@ -583,10 +589,12 @@ def run_extraction(call: Call) -> Response:
     return _one("run", {"id": job.id, "_links": {"status": _status_href(call, job.id)}})
 
 
-def _job(call: Call, code: str, label: str, *, imodel_id: str | None = None) -> Record:
+def _job(call: Call, code: str, label: str, target: str, *, imodel_id: str | None = None) -> Record:
     job = call.store.get("job", call.path["jobId"], parent=imodel_id)
     if job is None:
-        raise not_found(code, label, "jobId")
+        if imodel_id is not None:
+            _imodel(call, imodel_id)
+        raise not_found(code, label, target)
     return job
 
 
@@ -601,16 +609,16 @@ def _status_out(call: Call, job: Record) -> dict[str, Any]:
 
 
 def get_extraction_status(call: Call) -> Response:
-    return _one("status", _status_out(call, _job(call, "ExtractionStatusNotFound", "Extraction Status")))
+    return _one("status", _status_out(call, _job(call, "ExtractionStatusNotFound", "ExtractionStatus", "id")))
 
 
 def get_imodel_extraction_status(call: Call) -> Response:
-    job = _job(call, "ExtractionStatusNotFound", "Extraction Status", imodel_id=call.path["imodelId"])
+    job = _job(call, "ExtractionStatusNotFound", "ExtractionStatus", "id", imodel_id=call.path["imodelId"])
     return _one("status", _status_out(call, job))
 
 
 def list_extraction_logs(call: Call) -> Response:
-    job = _job(call, "ExtractionLogNotFound", "Extraction Log")
+    job = _job(call, "ExtractionLogNotFound", "Extraction Log", "jobId")
     return page_response(call, "log", job.id, "logs", lambda r: {k: v for k, v in r.data.items() if k != "id"})
 
 
@@ -708,7 +716,7 @@ def delete_report_mapping(call: Call) -> Response:
         report = _report(call, allow_deleted=False)
         record = call.store.get("report_mapping", call.path["mappingId"], parent=report.id)
         if record is None:
-            raise not_found("ReportMappingNotFound", "Report Mapping", "mappingId")
+            raise not_found("ReportMappingNotFound", "ReportMapping")
         call.store.delete(record)
     return _no_content()
 

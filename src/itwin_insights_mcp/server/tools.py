@@ -7,7 +7,7 @@ through the shared client -> shape the reply (`results.py`). No operation has a 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -108,12 +108,14 @@ class PreparedRequest:
     params: dict[str, str]
     json_body: dict[str, Any] | None
     accept: str
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def build_request(op: Operation, arguments: Mapping[str, Any]) -> PreparedRequest:
-    """Place validated arguments into path, query and body as the API spells them."""
+    """Place validated arguments into path, query, headers and body as the API spells them."""
     path = op.full_path
     params: dict[str, str] = {}
+    headers: dict[str, str] = {}
     for param in op.parameters:
         if param.arg not in arguments or arguments[param.arg] is None:
             continue
@@ -124,6 +126,8 @@ def build_request(op: Operation, arguments: Mapping[str, Any]) -> PreparedReques
             if why is not None:
                 raise InvalidArgumentError(param.arg, why)
             path = path.replace("{" + param.name + "}", quote(text, safe=""))
+        elif param.location == "header":
+            headers[param.name] = text
         else:
             params[param.name] = text
     if path.count("/") != op.full_path.count("/") or any(seg in (".", "..") for seg in path.split("/")):
@@ -133,14 +137,19 @@ def build_request(op: Operation, arguments: Mapping[str, Any]) -> PreparedReques
         body = {name: arguments[name] for name in op.body_fields if name in arguments}
         if not body and not op.body_required:
             body = None
-    return PreparedRequest(op.method, path, params, body, op.family.accept)
+    return PreparedRequest(op.method, path, params, body, op.family.accept, headers)
 
 
 async def send(client: InsightsClient, op: Operation, arguments: Mapping[str, Any]) -> ApiResponse:
     """Send one operation with (already validated) arguments through the shared client; errors raise."""
     request = build_request(op, arguments)
     return await client.request(
-        request.method, request.path, params=request.params, json_body=request.json_body, accept=request.accept
+        request.method,
+        request.path,
+        params=request.params,
+        json_body=request.json_body,
+        accept=request.accept,
+        headers=request.headers,
     )
 
 

@@ -2,6 +2,7 @@
 # Build everything that ships, into OUTDIR (default dist/):
 #   the wheel and sdist (`python -m build`, the sdist's wheel built from the sdist), checked by `twine check`;
 #   server.json for the MCP registry (generated; must equal the committed /server.json);
+#   the Naftiko capability document of the default profile (generated; must equal /itwin-insights.capability.yml);
 #   the Claude Desktop bundle itwin-insights-mcp-<version>.mcpb (manifest generated, validated and packed by the
 #   official @anthropic-ai/mcpb tool, pinned below).
 # Needs: the package importable by $PYTHON (the dev install), `build` and `twine` in it, and node/npx.
@@ -14,7 +15,8 @@ OUTDIR="${1:-dist}"
 
 mkdir -p "$OUTDIR"
 OUTDIR="$(cd "$OUTDIR" && pwd)"
-rm -rf "$OUTDIR"/itwin_insights_mcp-* "$OUTDIR"/itwin-insights-mcp-*.mcpb "$OUTDIR/server.json" "$OUTDIR/mcpb"
+rm -rf "$OUTDIR"/itwin_insights_mcp-* "$OUTDIR"/itwin-insights-mcp-*.mcpb "$OUTDIR/server.json" "$OUTDIR/mcpb" \
+    "$OUTDIR/itwin-insights.capability.yml"
 
 echo "== wheel and sdist" >&2
 "$PYTHON" -m build --outdir "$OUTDIR" . >&2
@@ -24,6 +26,13 @@ echo "== server.json" >&2
 "$PYTHON" -m itwin_insights_mcp.distribution server-json "$OUTDIR"
 if ! cmp -s server.json "$OUTDIR/server.json"; then
     echo "server.json is stale: run \`python -m itwin_insights_mcp.distribution server-json .\` and commit it." >&2
+    exit 1
+fi
+
+echo "== Naftiko capability document" >&2
+"$PYTHON" -m itwin_insights_mcp.capability --output "$OUTDIR/itwin-insights.capability.yml"
+if ! cmp -s itwin-insights.capability.yml "$OUTDIR/itwin-insights.capability.yml"; then
+    echo "itwin-insights.capability.yml is stale: run \`itwin-insights-mcp capability --output itwin-insights.capability.yml\` and commit it." >&2
     exit 1
 fi
 
@@ -40,4 +49,5 @@ npx --yes "$MCPB" validate "$stage/manifest.json" >&2
 npx --yes "$MCPB" pack "$stage" "$OUTDIR/itwin-insights-mcp-$version.mcpb" >&2
 
 echo "built:" >&2
-ls -l "$OUTDIR"/itwin_insights_mcp-* "$OUTDIR"/itwin-insights-mcp-*.mcpb "$OUTDIR/server.json" >&2
+ls -l "$OUTDIR"/itwin_insights_mcp-* "$OUTDIR"/itwin-insights-mcp-*.mcpb "$OUTDIR/server.json" \
+    "$OUTDIR/itwin-insights.capability.yml" >&2

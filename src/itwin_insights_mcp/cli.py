@@ -140,6 +140,9 @@ def _build_parser() -> argparse.ArgumentParser:
     tools.add_argument("--read-only", action="store_true", default=None, help="only the read tools")
     tools.add_argument("--toolsets", type=_csv, help="only these toolsets")
     tools.add_argument("--profile", choices=["reporting-v1", "current", "all"], help="which API families")
+    capability = sub.add_parser("capability", help="write the Naftiko capability document of a profile (YAML)")
+    capability.add_argument("--profile", choices=["reporting-v1", "current", "all"], help="which API families")
+    capability.add_argument("--output", help="file to write (default: stdout)")
     return parser
 
 
@@ -341,6 +344,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(run_demo())
         elif args.command == "tools":
             _print_tools(settings, args.markdown)
+        elif args.command == "capability":
+            from .capability import write
+
+            write(settings.profile, args.output)
         else:
             parser.print_help(sys.stderr)
             return 2

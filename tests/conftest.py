@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,32 @@ async def mcp(sandbox_settings: Settings) -> AsyncIterator[Client]:
         server = build_server(sandbox_settings, api)
         async with Client(server, raise_exceptions=True) as client:
             yield client
+
+
+@pytest.fixture(autouse=True)
+def results_conform_to_output_schema(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every tool result any test receives is checked as a TypeScript-SDK 1.x host checks it: when the tool declares
+    an `outputSchema`, `structuredContent` (error results included) must be absent or conform (Draft 2020-12)."""
+    from jsonschema import Draft202012Validator
+
+    original = Client.call_tool
+    checked: list[str] = []
+
+    async def call_tool(self: Client, name: str, arguments: dict[str, Any] | None = None, *a: Any, **k: Any) -> Any:
+        result = await original(self, name, arguments, *a, **k)
+        schemas: dict[str, dict[str, Any] | None] | None = getattr(self, "_conformance_schemas", None)
+        if schemas is None or name not in schemas:
+            listed = await self.list_tools()
+            schemas = {tool.name: tool.output_schema for tool in listed.tools}
+            self._conformance_schemas = schemas  # type: ignore[attr-defined]
+        schema = schemas.get(name)
+        if schema is not None and result.structured_content is not None:
+            errors = sorted(Draft202012Validator(schema).iter_errors(result.structured_content), key=str)
+            assert not errors, f"{name}: structuredContent does not match its outputSchema: {errors[0].message}"
+        elif schema is not None:
+            assert result.is_error, f"{name}: declares an outputSchema but returned no structuredContent"
+        checked.append(name)
+        return result
+
+    monkeypatch.setattr(Client, "call_tool", call_tool)
+    return checked

@@ -72,6 +72,17 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--export-dir", help=_env_help("export_dir", "the only folder export_odata_entity writes to"))
     serve.add_argument("--max-rows", type=int, help=_env_help("max_rows", "OData rows per tool result (default 50)"))
     serve.add_argument(
+        "--max-result-bytes",
+        type=int,
+        help=_env_help("max_result_bytes", "largest tool result in bytes (default 262144)"),
+    )
+    serve.add_argument(
+        "--http-sessions",
+        action="store_true",
+        default=None,
+        help=_env_help("http_sessions", "HTTP with MCP sessions instead of stateless (cancellation for 2025 clients)"),
+    )
+    serve.add_argument(
         "--auth",
         dest="auth_mode",
         choices=["none", "service", "oauth"],
@@ -157,6 +168,8 @@ def _settings_from(args: argparse.Namespace) -> Settings:
         "desktop_client_id": getattr(args, "desktop_client_id", None),
         "export_dir": getattr(args, "export_dir", None),
         "max_rows": getattr(args, "max_rows", None),
+        "max_result_bytes": getattr(args, "max_result_bytes", None),
+        "http_sessions": getattr(args, "http_sessions", None),
         "allowed_origins": getattr(args, "allowed_origins", None),
         "log_level": getattr(args, "log_level", None),
     }

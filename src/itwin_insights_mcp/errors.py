@@ -3,6 +3,7 @@
     InsightsError                 root of everything this package raises on purpose
     ├── ConfigError               settings that cannot work (bad flag, missing credential pair)
     ├── AuthError                 no token could be obtained (token endpoint refused, discovery failed)
+    ├── InvalidArgumentError      an argument that must never reach the API (e.g. `..` as an id); nothing was sent
     ├── ApiError                  the API answered with an error status (.status, .code, .message, .target)
     └── TransportError            no usable answer: timeout, refused connection, dropped stream
 
@@ -13,7 +14,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["ApiError", "AuthError", "ConfigError", "ErrorDetail", "InsightsError", "TransportError"]
+__all__ = [
+    "ApiError",
+    "AuthError",
+    "ConfigError",
+    "ErrorDetail",
+    "InsightsError",
+    "InvalidArgumentError",
+    "TransportError",
+]
 
 
 class InsightsError(Exception):
@@ -26,6 +35,17 @@ class ConfigError(InsightsError):
 
 class AuthError(InsightsError):
     """No access token could be obtained."""
+
+
+@dataclass
+class InvalidArgumentError(InsightsError):
+    """An argument refused before any request was built: `field` and why."""
+
+    field: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"`{self.field}`: {self.problem}"
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,8 @@ class Settings:
     desktop_login: bool = False  # a stored `itwin-insights-mcp login` exists (found by the CLI at start-up)
     export_dir: str = field(default_factory=default_export_dir)
     max_rows: int = 50
+    max_result_bytes: int = 262_144
+    http_sessions: bool = False
     timeout_seconds: float = 30.0
     max_retries: int = 3
     max_retry_wait_seconds: float = 60.0
@@ -144,6 +146,10 @@ class Settings:
             raise ConfigError("ITWIN_INSIGHTS_TOKEN_STORE must be auto, keyring or file.")
         if not 1 <= self.max_rows <= 1000:
             raise ConfigError("ITWIN_INSIGHTS_MAX_ROWS must be between 1 and 1000.")
+        if not 4096 <= self.max_result_bytes <= 16_777_216:
+            raise ConfigError("ITWIN_INSIGHTS_MAX_RESULT_BYTES must be between 4096 and 16777216.")
+        if not 0 < self.timeout_seconds <= 3600:
+            raise ConfigError("ITWIN_INSIGHTS_TIMEOUT must be more than 0 and at most 3600 seconds.")
         if not 1 <= self.sandbox_odata_page_size <= 100_000:
             raise ConfigError("INSIGHTS_SANDBOX_ODATA_PAGE_SIZE must be between 1 and 100000.")
         if not 1 <= self.port <= 65535:
@@ -228,6 +234,8 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "ITWIN_INSIGHTS_TOKEN_STORE": ("token_store", "str"),
     "ITWIN_INSIGHTS_EXPORT_DIR": ("export_dir", "str"),
     "ITWIN_INSIGHTS_MAX_ROWS": ("max_rows", "int"),
+    "ITWIN_INSIGHTS_MAX_RESULT_BYTES": ("max_result_bytes", "int"),
+    "ITWIN_INSIGHTS_HTTP_SESSIONS": ("http_sessions", "bool"),
     "ITWIN_INSIGHTS_TIMEOUT": ("timeout_seconds", "float"),
     "ITWIN_INSIGHTS_MAX_RETRIES": ("max_retries", "int"),
     "ITWIN_INSIGHTS_LOG_LEVEL": ("log_level", "str"),
@@ -269,7 +277,11 @@ ENV_DESCRIPTIONS: dict[str, str] = {
     "or all",
     "ITWIN_INSIGHTS_EXPORT_DIR": "the only folder export_odata_entity writes to",
     "ITWIN_INSIGHTS_MAX_ROWS": "OData rows kept in one tool result (the rest: next page or export)",
-    "ITWIN_INSIGHTS_TIMEOUT": "seconds per upstream request",
+    "ITWIN_INSIGHTS_MAX_RESULT_BYTES": "largest tool result in bytes; longer lists and values are trimmed with a note "
+    "saying how to get the rest",
+    "ITWIN_INSIGHTS_HTTP_SESSIONS": "serve HTTP with MCP sessions (Mcp-Session-Id) instead of stateless: "
+    "2025-era clients can then cancel calls; replicas need sticky sessions",
+    "ITWIN_INSIGHTS_TIMEOUT": "total seconds one upstream request may take (connect, send, read), per attempt",
     "ITWIN_INSIGHTS_MAX_RETRIES": "retries of 429 (any method) and of 502/503/504 or connection errors "
     "(GET/PUT/DELETE only)",
     "ITWIN_INSIGHTS_LOG_LEVEL": "log level (logs go to stderr)",

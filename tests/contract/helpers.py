@@ -8,6 +8,8 @@ from typing import Any
 from mcp import Client
 from mcp.types import CallToolResult, TextContent
 
+from itwin_insights_mcp.server.results import error_payload
+
 
 def text_of(result: CallToolResult) -> str:
     return "\n".join(c.text for c in result.content if isinstance(c, TextContent))
@@ -24,7 +26,8 @@ async def fails(client: Client, tool: str, status: int | None, code: str, **argu
     """Call a tool that must fail with this API status and code; returns the error payload."""
     result = await client.call_tool(tool, arguments)
     assert result.is_error, f"{tool} unexpectedly succeeded: {text_of(result)}"
-    error = (result.structured_content or {}).get("error", {})
+    assert result.structured_content is None, f"{tool}: an error result must carry no structuredContent"
+    error = error_payload(result)
     assert error.get("code") == code, f"{tool}: expected {code}, got {error} / {text_of(result)}"
     if status is not None:
         assert error.get("status") == status

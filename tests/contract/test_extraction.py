@@ -96,7 +96,7 @@ async def test_no_mappings_logs_a_warning(mcp: Client) -> None:
 @pytest.fixture
 def sandbox_settings(sandbox_db: str) -> Settings:
     """Whole OData pages in tool results, so a test can see every row of a table."""
-    return Settings(backend="sandbox", sandbox_db=sandbox_db, max_rows=1000)
+    return Settings(backend="sandbox", sandbox_db=sandbox_db, max_rows=1000, max_result_bytes=4_194_304)
 
 
 async def test_run_for_some_instances_refreshes_them_and_keeps_the_rest(mcp: Client) -> None:

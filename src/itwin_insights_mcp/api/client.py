@@ -26,6 +26,7 @@ import httpx2
 
 from .. import __version__
 from ..errors import ApiError, ErrorDetail, TransportError
+from ..redact import redact
 from .auth import TokenProvider, request_token_provider
 
 __all__ = ["ApiResponse", "InsightsClient", "RetryPolicy", "next_page_token"]
@@ -71,37 +72,63 @@ def next_page_token(body: Any, param: str = "$continuationToken") -> str | None:
 
 
 def _retry_after_seconds(response: httpx2.Response) -> float | None:
-    raw = response.headers.get("retry-after")
-    if raw is None:
+    """Seconds the service asks us to wait; None when absent or unreadable (then the default back-off applies)."""
+    raw = response.headers.get("retry-after", "").strip()
+    if not raw:
         return None
-    raw = raw.strip()
     try:
-        return max(0.0, float(raw))
+        seconds = float(raw)
     except ValueError:
-        pass
-    parsed = email.utils.parsedate_to_datetime(raw) if raw else None
-    if parsed is None:
+        try:
+            parsed = email.utils.parsedate_to_datetime(raw)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if parsed.tzinfo is None:
+            return None
+        seconds = parsed.timestamp() - time.time()
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):  # NaN or infinite
         return None
-    return max(0.0, parsed.timestamp() - time.time())
+    return max(0.0, seconds)
 
 
-def _api_error(response: httpx2.Response, attempts: int) -> ApiError:
-    """Turn an error reply into ApiError, reading the API's `{"error": {...}}` body when there is one."""
-    code, message, target, details = f"Http{response.status_code}", response.reason_phrase or "Error", None, []
+_MAX_FIELD = 500  # characters kept of any upstream error field
+_MAX_DETAILS = 20
+
+
+def _field(value: Any, secrets: tuple[str, ...], limit: int = _MAX_FIELD) -> str:
+    """One upstream error field as safe, bounded text."""
+    text = redact(str(value), secrets)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _api_error(response: httpx2.Response, attempts: int, secrets: tuple[str, ...] = ()) -> ApiError:
+    """Turn an error reply into ApiError, summarising the API's `{"error": {...}}` body (code, message, target,
+    details), each field bounded and scrubbed of credentials; never the body whole."""
+    code, message = f"Http{response.status_code}", response.reason_phrase or "Error"
+    target: str | None = None
+    details: list[ErrorDetail] = []
     try:
         payload = response.json()
-    except (ValueError, json.JSONDecodeError):
+    except (ValueError, json.JSONDecodeError, UnicodeDecodeError):
         payload = None
     err = payload.get("error") if isinstance(payload, dict) else None
     if isinstance(err, dict):
-        code = str(err.get("code") or code)
-        message = str(err.get("message") or message)
-        target = err.get("target") if isinstance(err.get("target"), str) else None
-        for item in err.get("details") or []:
+        code = _field(err.get("code") or code, secrets, 100)
+        message = _field(err.get("message") or message, secrets)
+        target = _field(err["target"], secrets, 100) if isinstance(err.get("target"), str) else None
+        raw_details = err.get("details")
+        for item in (raw_details if isinstance(raw_details, list) else [])[:_MAX_DETAILS]:
             if isinstance(item, dict):
-                details.append(ErrorDetail(str(item.get("code", "")), str(item.get("message", "")), item.get("target")))
-    elif response.text:
-        message = f"{message}: {response.text[:300]}"
+                detail_target = item.get("target")
+                details.append(
+                    ErrorDetail(
+                        _field(item.get("code", ""), secrets, 100),
+                        _field(item.get("message", ""), secrets),
+                        _field(detail_target, secrets, 100) if isinstance(detail_target, str) else None,
+                    )
+                )
+    elif response.content:
+        message = f"{message}: {_field(response.text, secrets, 300)}"
     return ApiError(
         status=response.status_code,
         code=code,
@@ -127,6 +154,7 @@ class InsightsClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._tokens = token_provider
+        self._deadline = timeout_seconds
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._http = httpx2.AsyncClient(
@@ -167,11 +195,14 @@ class InsightsClient:
         while True:
             attempt += 1
             tokens = request_token_provider.get() or self._tokens  # the caller's identity when hosted with OAuth
-            headers = {"Accept": accept, "Authorization": f"Bearer {await tokens.get_token()}"}
+            token = await tokens.get_token()
+            headers = {"Accept": accept, "Authorization": f"Bearer {token}"}
             started = time.perf_counter()
             try:
-                response = await self._http.request(method, path, params=params, json=json_body, headers=headers)
-            except httpx2.TransportError as exc:
+                # One total deadline per attempt: httpx times each read, so a trickling reply could last for ever.
+                async with asyncio.timeout(self._deadline):
+                    response = await self._http.request(method, path, params=params, json=json_body, headers=headers)
+            except (httpx2.TransportError, TimeoutError) as exc:
                 retryable = method in IDEMPOTENT_METHODS
                 delay = self._backoff(attempt)
                 if retryable and self._may_retry(attempt, waited, delay):
@@ -199,7 +230,7 @@ class InsightsClient:
                     continue
             if response.is_success:
                 return ApiResponse(response.status_code, *_parse_body(response), attempts=attempt)
-            raise _api_error(response, attempt)
+            raise _api_error(response, attempt, (token,))
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter, capped per wait."""
@@ -214,9 +245,9 @@ class InsightsClient:
         )
 
     def _transport_error(
-        self, exc: httpx2.TransportError, method: str, path: str, attempts: int, retryable: bool
+        self, exc: httpx2.TransportError | TimeoutError, method: str, path: str, attempts: int, retryable: bool
     ) -> TransportError:
-        kind = "timed out" if isinstance(exc, httpx2.TimeoutException) else "failed"
+        kind = "timed out" if isinstance(exc, httpx2.TimeoutException | TimeoutError) else "failed"
         host = urlsplit(self.base_url).netloc or self.base_url
         if retryable:
             note = f"gave up after {attempts} attempt(s)"

@@ -11,7 +11,7 @@ from mcp.server import ServerRequestContext
 
 from ..api.client import InsightsClient
 from ..api.validation import problems
-from ..errors import InsightsError
+from ..errors import InsightsError, InvalidArgumentError
 from ..settings import Settings
 from .local_tools import LocalContext, LocalTool
 from .results import bound_rows, error_result, invalid_arguments_result, refusal_result, success_result
@@ -49,10 +49,9 @@ async def invoke(surface: ToolSurface, env: CallEnv, name: str, arguments: dict[
     except Exception as exc:  # the one boundary where a bug must become a result, not a protocol fault
         log.exception("Unexpected failure in tool %s", op.tool)
         return error_result(op, exc, surface.catalog, arguments)
-    result = success_result(op, response)
     if op.operation_id == "odata-entity":
-        return bound_rows(result, env.settings.max_rows)
-    return result
+        return bound_rows(success_result(op, response, None), env.settings.max_rows, env.settings.max_result_bytes)
+    return success_result(op, response, env.settings.max_result_bytes)
 
 
 async def _invoke_local(
@@ -64,6 +63,8 @@ async def _invoke_local(
     context = LocalContext(env.client, env.settings, surface.catalog, env.request)
     try:
         return await tool.handler(context, arguments)
+    except InvalidArgumentError as exc:
+        return invalid_arguments_result(tool.tool, [str(exc)])
     except Exception as exc:
         log.exception("Unexpected failure in tool %s", tool.tool)
         return refusal_result(f"Internal error in `{tool.tool}` ({type(exc).__name__}); retry once, then report it.")

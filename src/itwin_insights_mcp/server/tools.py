@@ -16,6 +16,7 @@ import mcp.types as types
 from ..api.catalog import Catalog, Operation
 from ..api.client import ApiResponse, InsightsClient
 from ..api.validation import problems
+from ..errors import InvalidArgumentError
 from .selection import Selectable, ToolSelection
 
 __all__ = [
@@ -64,9 +65,35 @@ def tool_definition(op: Operation) -> types.Tool:
     )
 
 
+MAX_ID_LENGTH = 1024  # Bentley's ids are GUIDs, Id64 hex or short names; anything longer is not an id
+
+
+def id_problem(value: Any) -> str | None:
+    """Why `value` cannot be one path segment (an id), or None. Dot segments would be collapsed by the HTTP stack and
+    address another resource (`..` from a group id is the mapping), so they never leave this server."""
+    if not isinstance(value, str):
+        return None  # the schema reports wrong types
+    if not value.strip():
+        return "must not be empty"
+    if value in (".", "..") or value.strip(".") == "":
+        return "must be an id, not a dot segment"
+    if len(value) > MAX_ID_LENGTH:
+        return f"must be at most {MAX_ID_LENGTH} characters (got {len(value)})"
+    if "/" in value or "\\" in value:
+        return "must be one id, without / or \\"
+    if any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 or 0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+        return "must not contain control characters or lone surrogates"
+    return None
+
+
 def validate_arguments(op: Operation, arguments: Mapping[str, Any]) -> list[str]:
     """Every problem with the arguments, one line each naming the field; empty when the call may go out."""
     found = [str(p) for p in problems(op.input_schema, dict(arguments))]
+    for param in op.parameters:
+        if param.location == "path" and param.arg in arguments:
+            why = id_problem(arguments[param.arg])
+            if why is not None:
+                found.append(f"`{param.arg}`: {why}")
     if op.min_body_fields and not any(name in arguments for name in op.body_fields):
         found.append(f"give at least one of the fields to change: {', '.join(op.body_fields)}")
     return found
@@ -93,9 +120,14 @@ def build_request(op: Operation, arguments: Mapping[str, Any]) -> PreparedReques
         value = arguments[param.arg]
         text = ("true" if value else "false") if isinstance(value, bool) else str(value)
         if param.location == "path":
+            why = id_problem(value)
+            if why is not None:
+                raise InvalidArgumentError(param.arg, why)
             path = path.replace("{" + param.name + "}", quote(text, safe=""))
         else:
             params[param.name] = text
+    if path.count("/") != op.full_path.count("/") or any(seg in (".", "..") for seg in path.split("/")):
+        raise InvalidArgumentError(op.tool, "a path argument would change the request path")
     body: dict[str, Any] | None = None
     if op.body_schema is not None:
         body = {name: arguments[name] for name in op.body_fields if name in arguments}

@@ -201,11 +201,9 @@ async def _serve(settings: Settings) -> None:
 
     async with open_client(settings) as client:
         if settings.transport == "stdio":
-            server = build_server(settings, client)
-            from mcp.server.stdio import stdio_server
+            from .server.stdio import serve_stdio
 
-            async with stdio_server() as (read_stream, write_stream):
-                await server.run(read_stream, write_stream, server.create_initialization_options())
+            await serve_stdio(build_server(settings, client))
             return
         import uvicorn
 

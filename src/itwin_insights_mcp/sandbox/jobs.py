@@ -205,9 +205,11 @@ class JobRunner:
     def recover(self) -> None:
         """Fail the Queued/Running jobs whose owner is gone (lease expired or none), with the reason logged.
 
-        Jobs leased by a live runner (this process or another one on the same database) are left alone.
+        Jobs leased by a live runner (this process or another one on the same database) are left alone. From then
+        on the heartbeat keeps this runner's leases fresh and fails jobs whose owner dies later.
         """
         self._fail_orphans(self._store.connect())
+        self._start_heartbeat()
 
     def shutdown(self) -> None:
         """Stop the worker and heartbeat; this runner's unfinished jobs end Failed now (it will not finish them)."""

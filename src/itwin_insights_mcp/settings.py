@@ -69,7 +69,7 @@ class Settings:
     sandbox_db: str = field(default_factory=default_sandbox_db)
     sandbox_token: str | None = field(default=None, repr=False)
     sandbox_odata_page_size: int = 1000
-    sandbox_group_query_steps: int = 2_000_000_000
+    sandbox_group_query_steps: int = 1_000_000_000
     sandbox_group_seconds: float = 120.0
     sandbox_extraction_seconds: float = 1800.0
     sandbox_max_cell_bytes: int = 65_536

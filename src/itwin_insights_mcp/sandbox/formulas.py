@@ -94,6 +94,7 @@ Evaluation (:func:`evaluate`, :meth:`Formula.compile`):
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 import struct
@@ -734,9 +735,18 @@ def _check_depth(root: _Node) -> None:
 
 
 def parse(formula: str) -> Formula:
-    """Parse ``formula`` (syntax, function names and arity only). Raises :class:`FormulaError`."""
+    """Parse ``formula`` (syntax, function names and arity only). Raises :class:`FormulaError`.
+
+    Parsed formulas are cached by source: every change to a group re-checks all its formulas, and only the new one
+    should cost parsing time on the request path.
+    """
     if not isinstance(formula, str):
         raise FormulaError("Formula must be a string")
+    return _parse(formula)
+
+
+@functools.lru_cache(maxsize=64)
+def _parse(formula: str) -> Formula:
     _check_source(formula)
     try:
         root = _Parser(formula).parse()

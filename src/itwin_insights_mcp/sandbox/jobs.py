@@ -58,7 +58,7 @@ CREATE TABLE IF NOT EXISTS sandbox_job_leases (
 class SandboxLimits:
     """Resource limits of sandbox extractions (each a documented setting, see docs/architecture.md)."""
 
-    group_query_steps: int = 2_000_000_000  # INSIGHTS_SANDBOX_GROUP_QUERY_STEPS (0: no step limit)
+    group_query_steps: int = 1_000_000_000  # INSIGHTS_SANDBOX_GROUP_QUERY_STEPS (0: no step limit)
     group_seconds: float = 120.0  # INSIGHTS_SANDBOX_GROUP_SECONDS
     extraction_seconds: float = 1800.0  # INSIGHTS_SANDBOX_EXTRACTION_SECONDS
     max_cell_bytes: int = 65_536  # INSIGHTS_SANDBOX_MAX_CELL_BYTES

@@ -72,13 +72,18 @@ async def open_client(settings: Settings) -> AsyncIterator[InsightsClient]:
         return
 
     from .sandbox.app import create_app  # imported only when the sandbox is the backend
+    from .sandbox.jobs import SandboxLimits
 
     log.warning(
         "Backend: SANDBOX (offline emulator, sample data; db %s). Run `itwin-insights-mcp login`, or set "
         "ITWIN_ACCESS_TOKEN or ITWIN_CLIENT_ID + ITWIN_CLIENT_SECRET, to use Bentley's service.",
         settings.sandbox_db,
     )
-    app = create_app(db_path=settings.sandbox_db, odata_page_size=settings.sandbox_odata_page_size)
+    app = create_app(
+        db_path=settings.sandbox_db,
+        odata_page_size=settings.sandbox_odata_page_size,
+        limits=SandboxLimits.from_settings(settings),
+    )
     client = InsightsClient(
         base_url=SANDBOX_BASE_URL,
         token_provider=StaticTokenProvider("sandbox"),

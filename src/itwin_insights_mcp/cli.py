@@ -226,9 +226,16 @@ async def _serve_sandbox(host: str, port: int, settings: Settings, token: str | 
     import uvicorn
 
     from .sandbox.app import create_app
+    from .sandbox.jobs import SandboxLimits
 
     db = settings.sandbox_db
-    app = create_app(db_path=db, token=token, odata_page_size=settings.sandbox_odata_page_size, record=record)
+    app = create_app(
+        db_path=db,
+        token=token,
+        odata_page_size=settings.sandbox_odata_page_size,
+        record=record,
+        limits=SandboxLimits.from_settings(settings),
+    )
     log.info("Sandbox API at http://%s:%s (db %s)", host, port, db)
     config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on")
     await uvicorn.Server(config).serve()

@@ -69,6 +69,10 @@ class Settings:
     sandbox_db: str = field(default_factory=default_sandbox_db)
     sandbox_token: str | None = field(default=None, repr=False)
     sandbox_odata_page_size: int = 1000
+    sandbox_group_query_steps: int = 1_000_000_000
+    sandbox_group_seconds: float = 120.0
+    sandbox_extraction_seconds: float = 1800.0
+    sandbox_max_cell_bytes: int = 65_536
     transport: Transport = "stdio"
     host: str = "127.0.0.1"
     port: int = 8000
@@ -152,6 +156,12 @@ class Settings:
             raise ConfigError("ITWIN_INSIGHTS_TIMEOUT must be more than 0 and at most 3600 seconds.")
         if not 1 <= self.sandbox_odata_page_size <= 100_000:
             raise ConfigError("INSIGHTS_SANDBOX_ODATA_PAGE_SIZE must be between 1 and 100000.")
+        if self.sandbox_group_query_steps < 0:
+            raise ConfigError("INSIGHTS_SANDBOX_GROUP_QUERY_STEPS must be 0 (no limit) or more.")
+        if not (self.sandbox_group_seconds > 0 and self.sandbox_extraction_seconds > 0):
+            raise ConfigError("INSIGHTS_SANDBOX_GROUP_SECONDS and INSIGHTS_SANDBOX_EXTRACTION_SECONDS must be > 0.")
+        if self.sandbox_max_cell_bytes < 1:
+            raise ConfigError("INSIGHTS_SANDBOX_MAX_CELL_BYTES must be at least 1.")
         if not 1 <= self.port <= 65535:
             raise ConfigError(f"--port must be between 1 and 65535, not {self.port}.")
         return self
@@ -212,6 +222,10 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "INSIGHTS_SANDBOX_DB": ("sandbox_db", "str"),
     "INSIGHTS_SANDBOX_TOKEN": ("sandbox_token", "str"),
     "INSIGHTS_SANDBOX_ODATA_PAGE_SIZE": ("sandbox_odata_page_size", "int"),
+    "INSIGHTS_SANDBOX_GROUP_QUERY_STEPS": ("sandbox_group_query_steps", "int"),
+    "INSIGHTS_SANDBOX_GROUP_SECONDS": ("sandbox_group_seconds", "float"),
+    "INSIGHTS_SANDBOX_EXTRACTION_SECONDS": ("sandbox_extraction_seconds", "float"),
+    "INSIGHTS_SANDBOX_MAX_CELL_BYTES": ("sandbox_max_cell_bytes", "int"),
     "ITWIN_INSIGHTS_TRANSPORT": ("transport", "str"),
     "ITWIN_INSIGHTS_HOST": ("host", "str"),
     "ITWIN_INSIGHTS_PORT": ("port", "int"),
@@ -253,6 +267,12 @@ ENV_DESCRIPTIONS: dict[str, str] = {
     "INSIGHTS_SANDBOX_DB": "sandbox SQLite file; :memory: for a throwaway one",
     "INSIGHTS_SANDBOX_TOKEN": "make the HTTP sandbox accept only this bearer token",
     "INSIGHTS_SANDBOX_ODATA_PAGE_SIZE": "rows per OData entity page in the sandbox",
+    "INSIGHTS_SANDBOX_GROUP_QUERY_STEPS": "sandbox: SQLite steps one group query may take before that group fails "
+    "(0: no limit)",
+    "INSIGHTS_SANDBOX_GROUP_SECONDS": "sandbox: seconds one group may compute before that group fails",
+    "INSIGHTS_SANDBOX_EXTRACTION_SECONDS": "sandbox: seconds one extraction job may run before it ends Failed",
+    "INSIGHTS_SANDBOX_MAX_CELL_BYTES": "sandbox: longest stored cell value in bytes (longer computed strings are "
+    "stored as null, with a Warning)",
     "ITWIN_INSIGHTS_TRANSPORT": "stdio or http",
     "ITWIN_INSIGHTS_HOST": "HTTP bind address",
     "ITWIN_INSIGHTS_PORT": "HTTP port",

@@ -27,7 +27,7 @@ from .apikeys import api_key_user
 from .context import CONTEXT_HANDLERS
 from .gm import GM_HANDLERS
 from .http import INVALID_REQUEST_CODES, Call, SandboxError, error_response
-from .jobs import JobRunner
+from .jobs import JobRunner, SandboxLimits
 from .reporting import REPORTING_HANDLERS
 from .reporting_v2 import REPORTING_V2_HANDLERS
 from .seed import ensure_seeded
@@ -57,13 +57,19 @@ class Sandbox:
     """The emulator's state: its store, its background jobs and its settings."""
 
     def __init__(
-        self, db_path: str, *, token: str | None = None, odata_page_size: int = 1000, record: bool = False
+        self,
+        db_path: str,
+        *,
+        token: str | None = None,
+        odata_page_size: int = 1000,
+        record: bool = False,
+        limits: SandboxLimits | None = None,
     ) -> None:
         self.store = Store(db_path)
         self.token = token
         self.record = record  # keep who called what (method, path, caller, body), for identity tests
         self.odata_page_size = odata_page_size
-        self.jobs = JobRunner(self.store)
+        self.jobs = JobRunner(self.store, limits)
 
     def start(self) -> None:
         ensure_seeded(self.store)
@@ -258,9 +264,10 @@ def create_app(
     odata_page_size: int = 1000,
     record: bool = False,
     catalog: Catalog | None = None,
+    limits: SandboxLimits | None = None,
 ) -> Starlette:
     """The sandbox as an ASGI app; its lifespan seeds the sample data and recovers interrupted jobs."""
-    sandbox = Sandbox(db_path, token=token, odata_page_size=odata_page_size, record=record)
+    sandbox = Sandbox(db_path, token=token, odata_page_size=odata_page_size, record=record, limits=limits)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -175,6 +175,11 @@ _CLAUSE_NAMES: Final = {
     "pivots": "PIVOT",
 }
 _MAX_INT64: Final = (1 << 63) - 1
+#: Limits that keep a hostile query from exhausting the (recursive) parser and translator; each is checked without
+#: recursion before the query is parsed or translated, and a query over one fails with a message saying so.
+MAX_QUERY_LENGTH: Final = 65_536
+MAX_PAREN_DEPTH: Final = 32
+MAX_EXPRESSION_DEPTH: Final = 120
 _EXAMPLE: Final = " (a group query looks like: SELECT * FROM bis.Element WHERE ...)"
 
 
@@ -813,6 +818,8 @@ class _Translator:
     def count(self, node: exp.Expr | None, clause: str) -> exp.Expr:
         if not isinstance(node, exp.Literal) or node.is_string or not node.this.isdigit():
             raise QueryTranslationError(f"{clause} takes a non-negative integer literal, e.g. {clause} 10")
+        if len(node.this) > 19 or int(node.this) > _MAX_INT64:
+            raise QueryTranslationError(f"{clause} {node.this[:24]} is out of range (at most {_MAX_INT64})")
         return self.param(int(node.this))
 
     def order_target(self, node: exp.Expr) -> exp.Expr:
@@ -981,12 +988,78 @@ def translate(query: str, imodel_id: str, conn: sqlite3.Connection) -> Translate
     """
     if not query or not query.strip():
         raise QueryTranslationError("The group query is empty; write e.g. SELECT * FROM bis.Element")
+    if len(query) > MAX_QUERY_LENGTH:
+        raise QueryTranslationError(
+            f"The group query is {len(query)} characters long; at most {MAX_QUERY_LENGTH} are allowed"
+        )
+    try:
+        return _translate(query, imodel_id, conn)
+    except RecursionError:  # a backstop: the limits below are meant to stop such queries first
+        raise QueryTranslationError(_TOO_COMPLEX) from None
+
+
+_TOO_COMPLEX: Final = (
+    "The group query is too complex to translate; use fewer nested parentheses and IN (...) instead of long OR chains"
+)
+
+
+def _check_paren_depth(tokens: Sequence[Token]) -> None:
+    """Refuse queries nested deeper than ``MAX_PAREN_DEPTH`` parentheses (sqlglot parses them recursively)."""
+    depth = 0
+    for token in tokens:
+        if token.token_type == TokenType.L_PAREN:
+            depth += 1
+            if depth > MAX_PAREN_DEPTH:
+                raise QueryTranslationError(
+                    f"The group query nests parentheses more than {MAX_PAREN_DEPTH} levels deep "
+                    f"(at line {token.line}, column {token.col}); simplify the condition"
+                )
+        elif token.token_type == TokenType.R_PAREN:
+            depth -= 1
+
+
+def _balance_connectors(tree: exp.Expr) -> exp.Expr:
+    """Rebuild long AND/OR chains as balanced trees (same meaning, logarithmic depth), so 500 ORs translate."""
+    roots = [node for node in tree.walk() if isinstance(node, exp.And | exp.Or) and type(node.parent) is not type(node)]
+    for root in roots:
+        operands = list(root.flatten(unnest=False))
+        if len(operands) > 2:
+            balanced = _balanced(type(root), operands)
+            if root is tree:
+                tree = balanced
+            else:
+                root.replace(balanced)
+    return tree
+
+
+def _balanced(kind: type[exp.Expr], operands: Sequence[exp.Expr]) -> exp.Expr:
+    if len(operands) == 1:
+        return operands[0]
+    middle = len(operands) // 2
+    return kind(this=_balanced(kind, operands[:middle]), expression=_balanced(kind, operands[middle:]))
+
+
+def _check_depth(tree: exp.Expr) -> None:
+    """Refuse expression trees deeper than ``MAX_EXPRESSION_DEPTH`` (the translator walks them recursively)."""
+    stack: list[tuple[exp.Expr, int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_EXPRESSION_DEPTH:
+            raise QueryTranslationError(
+                f"The group query's expressions nest more than {MAX_EXPRESSION_DEPTH} levels deep; "
+                "split long chains of + or || and simplify the condition"
+            )
+        stack.extend((child, depth + 1) for child in node.iter_expressions())
+
+
+def _translate(query: str, imodel_id: str, conn: sqlite3.Connection) -> TranslatedQuery:
     bare = _bare_class(query)
     meta = _Meta.load(conn, imodel_id)
     if bare is not None:
         return _translate_bare(meta, imodel_id, *bare)
     text, only_starts = _prepare(query)
     tokens = _tokenize(text)
+    _check_paren_depth(tokens)
     if tokens and tokens[0].token_type != TokenType.SELECT:
         if tokens[0].token_type in (TokenType.WITH, TokenType.L_PAREN):
             raise QueryTranslationError(
@@ -1003,8 +1076,10 @@ def translate(query: str, imodel_id: str, conn: sqlite3.Connection) -> Translate
         raise QueryTranslationError(_syntax_error(error)) from None
     if len(statements) != 1:
         raise QueryTranslationError("The group query must be exactly one SELECT statement")
+    statement = _balance_connectors(statements[0])
+    _check_depth(statement)
     translator = _Translator(meta)
-    select, columns = translator.select(statements[0], only_starts)
+    select, columns = translator.select(statement, only_starts)
     try:
         sql = select.sql(dialect=_ECSQLite)
     except SqlglotError as error:  # pragma: no cover - generation of our own tree

@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +24,16 @@ from . import formulas
 from .ecsql import QueryTranslationError, translate
 from .imodel import ELEMENT_COLUMN_PROPERTIES, id64
 
-__all__ = ["FIXED_COLUMNS", "ExtractionIssue", "MappingResult", "ensure_tables", "extract_mapping"]
+__all__ = [
+    "FIXED_COLUMNS",
+    "Budget",
+    "ExtractionIssue",
+    "LimitExceeded",
+    "MappingResult",
+    "discard_output",
+    "ensure_tables",
+    "extract_mapping",
+]
 
 FIXED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("ECInstanceId", "String"),
@@ -139,8 +150,10 @@ def _cast(value: Any, data_type: str) -> Any:
             return result if math.isfinite(result) else None
         if data_type == "Integer":
             if isinstance(value, str) and value.lower().startswith("0x"):
-                return int(value, 16)
-            return int(float(value)) if not isinstance(value, bool) else int(value)
+                number = int(value, 16)
+            else:
+                number = int(float(value)) if not isinstance(value, bool) else int(value)
+            return number if -(1 << 63) <= number < (1 << 63) else None  # Edm.Int64
         if data_type == "Boolean":
             if isinstance(value, str):
                 lowered = value.strip().lower()
@@ -413,6 +426,7 @@ def _group_rows(
     classes: dict[int, _ClassInfo],
     resolver: _Resolver,
     ecinstance_filter: set[int] | None,
+    guard: _CellGuard,
 ) -> tuple[list[_Column], Iterator[dict[str, Any]]]:
     translated = translate(group["query"], imodel_id, conn)
     columns, fns = _columns_for(props, resolver, classes, f"{imodel_id}/{group['groupName']}")
@@ -437,18 +451,235 @@ def _group_rows(
             row: dict[str, Any] = {
                 "ECInstanceId": id64(element.id),
                 "ECClassId": info.full_name if info else None,
-                "UserLabel": element.columns["user_label"],
+                "UserLabel": guard.bound("UserLabel", element.columns["user_label"]),
                 "BBoxLow": _bbox_json(element.bbox[0:3]),
                 "BBoxHigh": _bbox_json(element.bbox[3:6]),
             }
             for name, fn in fns:
-                row[name] = fn(element, queried, row)
+                row[name] = guard.bound(name, fn(element, queried, row))
             yield row
 
     return columns, rows()
 
 
+# -- limits -------------------------------------------------------------------------------------------------------
+
+
+class LimitExceeded(Exception):
+    """A resource limit tripped. `scope` "group": that group fails alone; "job": the whole extraction ends."""
+
+    def __init__(self, scope: str, message: str) -> None:
+        super().__init__(message)
+        self.scope = scope
+        self.message = message
+
+
+class Budget:
+    """The limits one extraction runs under, and the step counter and clocks that enforce them.
+
+    The same object is SQLite's progress handler on the extraction's read connection (`progress`), so a query that
+    never returns a row is stopped as surely as a slow Python loop (`check`).
+    """
+
+    STEP_GRANULARITY = 1000  # SQLite VM instructions between two progress calls
+
+    def __init__(
+        self,
+        *,
+        group_steps: int,
+        group_seconds: float,
+        job_seconds: float,
+        cancelled: Callable[[], str | None] = lambda: None,
+    ) -> None:
+        self.group_steps = group_steps
+        self.group_seconds = group_seconds
+        self.job_seconds = job_seconds
+        self._cancelled = cancelled
+        self._job_deadline = time.monotonic() + job_seconds
+        self._group_deadline = self._job_deadline
+        self._steps = 0
+
+    def start_group(self) -> None:
+        """Reset the per-group counters: each group gets its own step and time allowance."""
+        self._steps = 0
+        self._group_deadline = min(time.monotonic() + self.group_seconds, self._job_deadline)
+
+    def tripped(self) -> LimitExceeded | None:
+        """The limit that is exceeded right now, if any (job-wide limits first)."""
+        reason = self._cancelled()
+        if reason is not None:
+            return LimitExceeded("job", reason)
+        now = time.monotonic()
+        if now > self._job_deadline:
+            return LimitExceeded(
+                "job",
+                f"The extraction exceeded its time limit of {self.job_seconds:g} s "
+                "(INSIGHTS_SANDBOX_EXTRACTION_SECONDS) and was stopped; make the group queries more selective.",
+            )
+        if now > self._group_deadline:
+            return LimitExceeded(
+                "group",
+                f"the group took longer than its limit of {self.group_seconds:g} s "
+                "(INSIGHTS_SANDBOX_GROUP_SECONDS); make its query more selective.",
+            )
+        if self.group_steps and self._steps > self.group_steps:
+            return LimitExceeded(
+                "group",
+                f"the group query exceeded its cost limit of {self.group_steps} SQLite steps "
+                "(INSIGHTS_SANDBOX_GROUP_QUERY_STEPS); make it more selective (avoid self-joins without a "
+                "condition that limits them).",
+            )
+        return None
+
+    def progress(self) -> int:
+        """SQLite progress handler: a non-zero answer interrupts the running statement."""
+        self._steps += self.STEP_GRANULARITY
+        return 1 if self.tripped() is not None else 0
+
+    def check(self) -> None:
+        """Raise the exceeded limit, if any (called between rows)."""
+        exceeded = self.tripped()
+        if exceeded is not None:
+            raise exceeded
+
+
+def unlimited() -> Budget:
+    """A budget that never trips (for callers that bring no limits)."""
+    return Budget(group_steps=0, group_seconds=math.inf, job_seconds=1e12)
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _utf8_safe(text: str) -> str:
+    """`text` with any lone UTF-16 surrogate replaced by U+FFFD, so it can always be sent as UTF-8 JSON."""
+    if _SURROGATES.search(text) is None:
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+@dataclass
+class _CellGuard:
+    """Applies the stored-cell byte limit: an over-long string becomes null, counted per column for one Warning."""
+
+    max_bytes: int
+    nulled: dict[str, int] = field(default_factory=dict)
+
+    def bound(self, name: str, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        value = _utf8_safe(value)
+        if len(value) * 4 > self.max_bytes and len(value.encode("utf-8")) > self.max_bytes:
+            self.nulled[name] = self.nulled.get(name, 0) + 1
+            return None
+        return value
+
+    def issues(self, group: Mapping[str, Any]) -> list[ExtractionIssue]:
+        return [
+            ExtractionIssue(
+                "Warning",
+                "GroupQuery",
+                f"Group '{group['groupName']}': column '{name}' computed {count} value(s) longer than "
+                f"{self.max_bytes} bytes (INSIGHTS_SANDBOX_MAX_CELL_BYTES); they are stored as null.",
+                "Group",
+                group["id"],
+            )
+            for name, count in self.nulled.items()
+        ]
+
+
+# -- writing rows -------------------------------------------------------------------------------------------------
+
+
+def _insert_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """One short write transaction per batch, so other writers wait milliseconds, not the whole extraction."""
+    if not rows:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany("INSERT OR REPLACE INTO ex_rows VALUES (?, ?, ?, ?, ?)", rows)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    rows.clear()
+
+
+def delete_rows(conn: sqlite3.Connection, job_id: str, mapping_id: str, table: str, *, from_row: int = 0) -> None:
+    """Delete one output table's rows from `from_row` on, in batches (each its own short transaction)."""
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            cur = conn.execute(
+                "DELETE FROM ex_rows WHERE job_id = ? AND mapping_id = ? AND table_name = ? AND row_no >= ? "
+                "AND row_no < ?",
+                (job_id, mapping_id, table, from_row, from_row + _BATCH),
+            )
+            more = conn.execute(
+                "SELECT 1 FROM ex_rows WHERE job_id = ? AND mapping_id = ? AND table_name = ? AND row_no >= ? LIMIT 1",
+                (job_id, mapping_id, table, from_row + _BATCH),
+            ).fetchone()
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        del cur
+        if more is None:
+            return
+        from_row += _BATCH
+
+
+def discard_output(conn: sqlite3.Connection, job_id: str, mapping_id: str | None = None) -> None:
+    """Remove the rows and tables one job wrote (all its mappings, or one), batch by batch; never what is published.
+
+    Used for failed jobs and superseded outputs; an output `ex_latest` still points at is kept.
+    """
+    published = {r[0] for r in conn.execute("SELECT mapping_id FROM ex_latest WHERE job_id = ?", (job_id,))}
+    outputs = conn.execute("SELECT DISTINCT mapping_id, table_name FROM ex_rows WHERE job_id = ?", (job_id,))
+    for mapping, table in outputs.fetchall():
+        if mapping not in published and mapping_id in (None, mapping):
+            delete_rows(conn, job_id, mapping, table)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for mapping, table in conn.execute(
+            "SELECT mapping_id, table_name FROM ex_tables WHERE job_id = ?", (job_id,)
+        ).fetchall():
+            if mapping not in published and mapping_id in (None, mapping):
+                conn.execute(
+                    "DELETE FROM ex_tables WHERE job_id = ? AND mapping_id = ? AND table_name = ?",
+                    (job_id, mapping, table),
+                )
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 # -- one mapping --------------------------------------------------------------------------------------------------
+
+
+def _group_issue(group: Mapping[str, Any], category: str, reason: str) -> ExtractionIssue:
+    return ExtractionIssue("Error", category, f"Group '{group['groupName']}': {reason}", "Group", group["id"])
+
+
+def _failure(exc: BaseException, budget: Budget) -> tuple[str, str]:
+    """(category, reason) for a group that failed with `exc`; a tripped job-wide limit is raised instead."""
+    exceeded = exc if isinstance(exc, LimitExceeded) else None
+    if isinstance(exc, sqlite3.OperationalError) and "interrupt" in str(exc).lower():
+        exceeded = budget.tripped()
+    if exceeded is not None:
+        if exceeded.scope == "job":
+            raise exceeded
+        return "GroupQuery", exceeded.message
+    if isinstance(exc, QueryTranslationError):
+        return "QueryTranslation", str(exc)
+    if isinstance(exc, formulas.FormulaError):
+        return "GroupQuery", str(exc)
+    if isinstance(exc, sqlite3.Error):
+        return "QueryExecution", str(exc)
+    if isinstance(exc, RecursionError):
+        return "GroupQuery", "the group is too complex to evaluate (too deeply nested); simplify its query."
+    return "GroupQuery", f"the group could not be evaluated ({type(exc).__name__})."
 
 
 def extract_mapping(
@@ -460,97 +691,105 @@ def extract_mapping(
     groups: Sequence[Mapping[str, Any]],
     properties: Mapping[str, Sequence[Mapping[str, Any]]],
     ecinstance_ids: Sequence[str] | None = None,
-    cancelled: Callable[[], bool] = lambda: False,
+    read: sqlite3.Connection | None = None,
+    budget: Budget | None = None,
+    max_cell_bytes: int = 65_536,
 ) -> MappingResult:
-    """Evaluate every group of a mapping and write its output tables for `job_id` (one transaction per table)."""
+    """Evaluate every group of a mapping and write its output tables for `job_id` (unpublished until the caller
+    points `ex_latest` at them).
+
+    Queries run on `read` (a connection of their own, under `budget`'s progress handler) and rows are written to
+    `conn` in short batch transactions, so the store's write lock is never held while a group computes. A group that
+    fails (bad query, limit, evaluation error) fails alone: its rows are removed and an Error names it and the
+    reason; a job-wide limit raises `LimitExceeded`.
+    """
+    read = read or conn
+    budget = budget or unlimited()
     ensure_tables(conn)
-    classes = _classes(conn, imodel_id)
-    resolver = _Resolver(conn, imodel_id, classes)
+    read.set_progress_handler(budget.progress, Budget.STEP_GRANULARITY)
+    try:
+        return _extract(
+            conn, read, budget, max_cell_bytes, job_id, imodel_id, mapping_id, groups, properties, ecinstance_ids
+        )
+    finally:
+        read.set_progress_handler(None, 0)
+
+
+def _extract(
+    conn: sqlite3.Connection,
+    read: sqlite3.Connection,
+    budget: Budget,
+    max_cell_bytes: int,
+    job_id: str,
+    imodel_id: str,
+    mapping_id: str,
+    groups: Sequence[Mapping[str, Any]],
+    properties: Mapping[str, Sequence[Mapping[str, Any]]],
+    ecinstance_ids: Sequence[str] | None,
+) -> MappingResult:
+    classes = _classes(read, imodel_id)
+    resolver = _Resolver(read, imodel_id, classes)
     id_filter = {int(i, 16) for i in ecinstance_ids} if ecinstance_ids else None
     result = MappingResult()
-    tables: dict[str, list[_Column]] = {}
     by_table: dict[str, list[Mapping[str, Any]]] = {}
     for group in groups:
         by_table.setdefault(group["groupName"], []).append(group)
 
     for table_name, members in by_table.items():
-        table_columns: list[_Column] = list(_Column(n, t) for n, t in FIXED_COLUMNS)
-        written = 0
+        table_columns: list[_Column] = [_Column(n, t) for n, t in FIXED_COLUMNS]
+        delete_rows(conn, job_id, mapping_id, table_name)
+        prepared: list[tuple[Mapping[str, Any], Iterator[dict[str, Any]], _CellGuard]] = []
+        for group in members:
+            budget.start_group()
+            guard = _CellGuard(max_cell_bytes)
+            try:
+                columns, rows = _group_rows(
+                    read, imodel_id, group, properties.get(group["id"], ()), classes, resolver, id_filter, guard
+                )
+            except Exception as exc:  # a bad group fails alone, whatever went wrong
+                result.issues.append(_group_issue(group, *_failure(exc, budget)))
+                continue
+            for column in columns:
+                if all(c.name.lower() != column.name.lower() for c in table_columns):
+                    table_columns.append(column)
+            prepared.append((group, rows, guard))
+        names = [c.name for c in table_columns]
+        written, succeeded = 0, 0
+        pending: list[tuple[Any, ...]] = []
+        for group, rows, guard in prepared:
+            budget.start_group()
+            first_row = written
+            try:
+                for row in rows:
+                    budget.check()
+                    values = json.dumps([row.get(n) for n in names], separators=(",", ":"))
+                    pending.append((job_id, mapping_id, table_name, written, values))
+                    written += 1
+                    if len(pending) >= _BATCH:
+                        _insert_rows(conn, pending)
+                _insert_rows(conn, pending)
+            except Exception as exc:  # a bad group fails alone; its partial rows go
+                pending.clear()
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                delete_rows(conn, job_id, mapping_id, table_name, from_row=first_row)
+                written = first_row
+                result.issues.append(_group_issue(group, *_failure(exc, budget)))
+                continue
+            succeeded += 1
+            result.issues.extend(guard.issues(group))
+        if not succeeded:  # every group of this table failed: publish nothing rather than an empty table
+            continue
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute(
-                "DELETE FROM ex_rows WHERE job_id = ? AND mapping_id = ? AND table_name = ?",
-                (job_id, mapping_id, table_name),
-            )
-            pending: list[tuple[Any, ...]] = []
-            member_rows: list[tuple[list[_Column], Iterator[dict[str, Any]]]] = []
-            for group in members:
-                try:
-                    columns, rows = _group_rows(
-                        conn, imodel_id, group, properties.get(group["id"], ()), classes, resolver, id_filter
-                    )
-                except QueryTranslationError as exc:
-                    result.issues.append(
-                        ExtractionIssue(
-                            "Error", "QueryTranslation", f"Group '{group['groupName']}': {exc}", "Group", group["id"]
-                        )
-                    )
-                    continue
-                except formulas.FormulaError as exc:
-                    result.issues.append(
-                        ExtractionIssue(
-                            "Error", "GroupQuery", f"Group '{group['groupName']}': {exc}", "Group", group["id"]
-                        )
-                    )
-                    continue
-                except sqlite3.Error as exc:
-                    result.issues.append(
-                        ExtractionIssue(
-                            "Error", "QueryExecution", f"Group '{group['groupName']}': {exc}", "Group", group["id"]
-                        )
-                    )
-                    continue
-                for column in columns:
-                    if all(c.name.lower() != column.name.lower() for c in table_columns):
-                        table_columns.append(column)
-                member_rows.append((columns, rows))
-            names = [c.name for c in table_columns]
-            for _, rows in member_rows:
-                try:
-                    for row in rows:
-                        if cancelled():
-                            raise InterruptedError("extraction cancelled")
-                        pending.append(
-                            (
-                                job_id,
-                                mapping_id,
-                                table_name,
-                                written,
-                                json.dumps([row.get(n) for n in names], separators=(",", ":")),
-                            )
-                        )
-                        written += 1
-                        if len(pending) >= _BATCH:
-                            conn.executemany("INSERT INTO ex_rows VALUES (?, ?, ?, ?, ?)", pending)
-                            pending.clear()
-                except sqlite3.Error as exc:
-                    result.issues.append(
-                        ExtractionIssue("Error", "QueryExecution", f"Table '{table_name}': {exc}", "Group", "")
-                    )
-            if pending:
-                conn.executemany("INSERT INTO ex_rows VALUES (?, ?, ?, ?, ?)", pending)
-            if not member_rows:  # every group of this table failed: publish nothing rather than an empty table
-                conn.execute("COMMIT")
-                continue
             conn.execute(
                 "INSERT OR REPLACE INTO ex_tables VALUES (?, ?, ?, ?, ?)",
                 (job_id, mapping_id, table_name, json.dumps([[c.name, c.data_type] for c in table_columns]), written),
             )
-            conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        tables[table_name] = table_columns
+        conn.execute("COMMIT")
         result.tables[table_name] = written
     return result
 

@@ -94,6 +94,7 @@ Evaluation (:func:`evaluate`, :meth:`Formula.compile`):
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 import struct
@@ -125,7 +126,11 @@ _NUMERIC = frozenset({"Double", "Integer"})
 _PUBLIC_TYPES = frozenset({"Double", "Integer", "String", "Boolean"})
 
 _PAD_LIMIT = 65535
-_MAX_NESTING = 200
+#: Limits checked before any recursive step (parser, type inference, compiler and evaluation all recurse over the
+#: tree): a formula over one is refused with a FormulaError, never a RecursionError.
+MAX_FORMULA_LENGTH = 10_000
+_MAX_NESTING = 100  # parser nesting: parentheses, calls, unary and right-associative operators
+MAX_DEPTH = 100  # depth of the parsed tree (a flat chain of 601 terms is 600 deep)
 
 
 class FormulaError(ValueError):
@@ -200,20 +205,25 @@ def _tokenize(src: str) -> list[_Token]:
         if ch.isdigit() or (ch == "." and i + 1 < n and src[i + 1].isdigit()):
             m = _NUMBER_RE.match(src, i)
             assert m is not None
-            if m.group("hex") is not None:
-                value = float(int(m.group("hex"), 16))
-            elif m.group("bin") is not None:
-                value = float(int(m.group("bin"), 2))
-            elif m.group("oct") is not None:
-                value = float(int(m.group("oct"), 8))
-            else:
-                value = float(m.group("dec"))
+            try:
+                if m.group("hex") is not None:
+                    value = float(int(m.group("hex"), 16))
+                elif m.group("bin") is not None:
+                    value = float(int(m.group("bin"), 2))
+                elif m.group("oct") is not None:
+                    value = float(int(m.group("oct"), 8))
+                else:
+                    value = float(m.group("dec"))
+            except OverflowError:
+                raise FormulaError(
+                    f"Number '{_prefix(m.group(0))}' at position {i} is too large for a double", position=i
+                ) from None
             end = m.end()
             radix = m.group("dec") is None
             if (end < n and src[end] in "0123456789.") or (
                 end < n and (src[end].isalnum() or src[end] == "_") and (radix or m.group(0) == "0")
             ):
-                raise FormulaError(f"Malformed number '{src[i : end + 1]}' at position {i}", position=i)
+                raise FormulaError(f"Malformed number '{_prefix(src[i : end + 1])}' at position {i}", position=i)
             tokens.append(_Token(_NUM, m.group(0), i, value))
             i = end
             continue
@@ -246,6 +256,32 @@ def _tokenize(src: str) -> list[_Token]:
     return tokens
 
 
+def _prefix(text: str, size: int = 20) -> str:
+    """At most `size` characters of a bad value, for error messages (a 1 MB literal is not echoed back)."""
+    return text if len(text) <= size else text[:size] + "..."
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\ud800" <= ch <= "\udfff" for ch in text)
+
+
+def _well_formed(text: str, start: int) -> str:
+    """Join UTF-16 surrogate pairs written as two escapes; refuse a lone surrogate.
+
+    A lone surrogate cannot be encoded as UTF-8, so a value holding one could never be returned or exported.
+    """
+    if not _has_surrogate(text):
+        return text
+    joined = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+    if _has_surrogate(joined):
+        raise FormulaError(
+            f"The string starting at position {start} contains a lone UTF-16 surrogate (a \\uD800-\\uDFFF escape "
+            "without its pair); write the character itself or a complete pair",
+            position=start,
+        )
+    return joined
+
+
 def _read_string(src: str, start: int) -> tuple[str, int]:
     quote = src[start]
     out: list[str] = []
@@ -253,7 +289,7 @@ def _read_string(src: str, start: int) -> tuple[str, int]:
     while i < n:
         ch = src[i]
         if ch == quote:
-            return "".join(out), i + 1
+            return _well_formed("".join(out), start), i + 1
         if ch == "\\":
             if i + 1 >= n:
                 break
@@ -461,7 +497,7 @@ _VALUE_HINT = "expected a value (number, string, column, function call or '(')"
 def _describe(tok: _Token) -> str:
     if tok.kind == _EOF:
         return f"end of formula at position {tok.pos}"
-    return f"'{tok.text}' at position {tok.pos}"
+    return f"'{_prefix(tok.text)}' at position {tok.pos}"
 
 
 class _Parser:
@@ -498,7 +534,8 @@ class _Parser:
         if expected.startswith("expected an operator") and tok.kind in (_NUM, _STR, _NAME, _LPAREN):
             prev = self.tokens[self.i - 1]
             return FormulaError(
-                f"Missing operator between '{prev.text}' and '{tok.text}' at position {tok.pos}", position=tok.pos
+                f"Missing operator between '{_prefix(prev.text)}' and '{_prefix(tok.text)}' at position {tok.pos}",
+                position=tok.pos,
             )
         return FormulaError(f"Unexpected {_describe(tok)}; {expected}", position=tok.pos)
 
@@ -610,7 +647,7 @@ class _Parser:
 def _unknown_function(name: str, pos: int) -> FormulaError:
     close = difflib.get_close_matches(name.lower(), list(_FUNCTIONS), n=1, cutoff=0.6)
     hint = f"did you mean '{close[0]}'?" if close else "supported functions: " + ", ".join(sorted(_FUNCTIONS))
-    return FormulaError(f"Unknown function '{name}' at position {pos}; {hint}", position=pos)
+    return FormulaError(f"Unknown function '{_prefix(name)}' at position {pos}; {hint}", position=pos)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -663,14 +700,59 @@ class Formula:
         return self.compile(random_value=random_value)(row)
 
 
+def _check_source(formula: str) -> None:
+    """Cheap checks before tokenizing: the length limit and no lone surrogate in the text itself."""
+    if len(formula) > MAX_FORMULA_LENGTH:
+        raise FormulaError(
+            f"Formula is {len(formula)} characters long; at most {MAX_FORMULA_LENGTH} are allowed", position=0
+        )
+    try:
+        formula.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise FormulaError(
+            f"Formula contains a lone UTF-16 surrogate at position {exc.start}; it cannot be stored as text",
+            position=exc.start,
+        ) from None
+
+
+def _check_depth(root: _Node) -> None:
+    """Refuse trees deeper than MAX_DEPTH, measured with an explicit stack (the later passes recurse)."""
+    stack: list[tuple[_Node, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise FormulaError(
+                f"Formula is nested too deeply (more than {MAX_DEPTH} levels of operators and calls, e.g. a chain "
+                f"of more than {MAX_DEPTH} terms at position {node.pos}); split it into several custom calculations",
+                position=node.pos,
+            )
+        if isinstance(node, _Unary):
+            stack.append((node.operand, depth + 1))
+        elif isinstance(node, _Binary):
+            stack.extend(((node.left, depth + 1), (node.right, depth + 1)))
+        elif isinstance(node, _Call):
+            stack.extend((arg, depth + 1) for arg in node.args)
+
+
 def parse(formula: str) -> Formula:
-    """Parse ``formula`` (syntax, function names and arity only). Raises :class:`FormulaError`."""
+    """Parse ``formula`` (syntax, function names and arity only). Raises :class:`FormulaError`.
+
+    Parsed formulas are cached by source: every change to a group re-checks all its formulas, and only the new one
+    should cost parsing time on the request path.
+    """
     if not isinstance(formula, str):
         raise FormulaError("Formula must be a string")
+    return _parse(formula)
+
+
+@functools.lru_cache(maxsize=64)
+def _parse(formula: str) -> Formula:
+    _check_source(formula)
     try:
         root = _Parser(formula).parse()
-    except RecursionError:
+    except RecursionError:  # a backstop: the nesting limit stops the parser well before Python's limit
         raise FormulaError("Formula is nested too deeply") from None
+    _check_depth(root)
     cols: set[str] = set()
     _collect_columns(root, cols)
     return Formula(formula, root, frozenset(cols))
@@ -683,9 +765,9 @@ def parse(formula: str) -> Formula:
 
 def _what(node: _Node) -> str:
     if isinstance(node, _Col):
-        return f"column '{node.name}'"
+        return f"column '{_prefix(node.name)}'"
     if isinstance(node, _Lit):
-        return f"{node.text} at position {node.pos}"
+        return f"{_prefix(node.text)} at position {node.pos}"
     if isinstance(node, _Call):
         return f"{node.name}(...) at position {node.pos}"
     return f"the expression at position {node.pos}"
@@ -721,7 +803,7 @@ class _Typer:
         return self.call(node)
 
     def unknown_column(self, node: _Col) -> FormulaError:
-        msg = f"Column '{node.name}' (position {node.pos}) is not a property of this group"
+        msg = f"Column '{_prefix(node.name)}' (position {node.pos}) is not a property of this group"
         folded = {n.casefold(): n for n in self.names}
         close = difflib.get_close_matches(node.name.casefold(), list(folded), n=1, cutoff=0.6)
         if close:
@@ -987,7 +1069,10 @@ def _str_to_number(s: str) -> float | None:
     if _JS_DEC_RE.fullmatch(t):
         return float(t)
     if _JS_RADIX_RE.fullmatch(t):
-        return float(int(t[2:], {"x": 16, "b": 2, "o": 8}[t[1].lower()]))
+        try:
+            return float(int(t[2:], {"x": 16, "b": 2, "o": 8}[t[1].lower()]))
+        except OverflowError:
+            return _INF  # as JavaScript's Number("0x" + many digits)
     if t in ("Infinity", "+Infinity"):
         return _INF
     if t == "-Infinity":

@@ -8,13 +8,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from ..api.catalog import Operation
 from .store import Record, Store, now_iso
@@ -31,6 +32,11 @@ INVALID_REQUEST_CODES = {
     "imodels-v2": "InvalidiModelsRequest",
 }
 DEFAULT_PAGE_SIZE = 100  # not documented; the reference's examples use 100
+MAX_SEQ = (1 << 63) - 1  # SQLite's INTEGER range: positions beyond it cannot exist
+MAX_TOKEN_LENGTH = 512  # our tokens are ~30 characters; anything far longer was not issued by us
+MAX_MESSAGE_LENGTH = 1000  # an error message never grows with the bad value it describes
+_LONG_RUN = re.compile(r"\S{81,}")
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 @dataclass
@@ -50,17 +56,37 @@ def not_found(code: str, label: str, target: str | None = "id") -> SandboxError:
     return SandboxError(404, code, f"Requested {label} is not available.", target)
 
 
-def error_response(error: SandboxError) -> JSONResponse:
-    body: dict[str, Any] = {"code": error.code, "message": error.message}
+def brief(message: str) -> str:
+    """`message` with every run of more than 80 non-blank characters cut to a 40-character prefix, and at most
+    MAX_MESSAGE_LENGTH characters in all: an error quotes a short prefix of a bad value, never all of it."""
+    short = _LONG_RUN.sub(lambda m: f"{m.group(0)[:40]}...({len(m.group(0))} characters)", message)
+    return short if len(short) <= MAX_MESSAGE_LENGTH else short[:MAX_MESSAGE_LENGTH] + "..."
+
+
+def error_response(error: SandboxError) -> Response:
+    body: dict[str, Any] = {"code": error.code, "message": brief(error.message)}
     if error.target is not None:
-        body["target"] = error.target
+        body["target"] = brief(error.target)
     if error.details:
-        body["details"] = [dict(d) for d in error.details]
-    return JSONResponse({"error": body}, status_code=error.status, headers=dict(error.headers))
+        body["details"] = [
+            {k: brief(v) if isinstance(v, str) else v for k, v in dict(d).items()} for d in error.details
+        ]
+    response = json_response({"error": body}, error.status)
+    response.headers.update(dict(error.headers))
+    return response
+
+
+def _utf8_text(text: str) -> str:
+    """`text` with lone UTF-16 surrogates (which UTF-8 cannot carry) replaced by U+FFFD; pairs are joined."""
+    if _SURROGATES.search(text) is None:
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def json_response(body: Any, status: int = 200) -> Response:
-    return Response(json.dumps(body, ensure_ascii=False), status_code=status, media_type="application/json")
+    """A JSON reply; a stored string holding a lone surrogate is sent with U+FFFD instead of failing the request."""
+    text = _utf8_text(json.dumps(body, ensure_ascii=False))
+    return Response(text, status_code=status, media_type="application/json")
 
 
 def encode_token(seq: int) -> str:
@@ -69,11 +95,16 @@ def encode_token(seq: int) -> str:
 
 
 def decode_token(token: str, invalid_code: str) -> int:
+    """The position a continuation token stands for; 422 for anything this sandbox did not issue."""
     try:
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise ValueError("too long")
         padded = token + "=" * (-len(token) % 4)
-        value = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        seq = int(value["s"])
-    except (ValueError, KeyError, TypeError, binascii.Error):
+        value = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        seq = value["s"]
+        if type(seq) is not int or not 0 <= seq <= MAX_SEQ:
+            raise ValueError("not a position")
+    except (ValueError, KeyError, TypeError, IndexError, RecursionError, binascii.Error):
         raise SandboxError(
             422,
             invalid_code,

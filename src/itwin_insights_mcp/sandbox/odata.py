@@ -17,7 +17,7 @@ from xml.sax.saxutils import quoteattr
 from starlette.responses import Response
 
 from .extraction import extracted_rows, extracted_tables
-from .http import Call, json_response, not_found
+from .http import MAX_SEQ, Call, json_response, not_found
 
 __all__ = ["EDM_TYPES", "ODATA_HANDLERS", "EntitySet", "entity_sets"]
 
@@ -209,6 +209,10 @@ def odata_entity(call: Call) -> Response:
         raise not_found("EntityNotFound", "Entity", "entityType")
     sequence = int(call.query.get("sequence", 0))
     size = call.sandbox.odata_page_size
+    if not 0 <= sequence <= MAX_SEQ // size:
+        raise call.invalid(
+            f"sequence must be a page number from 0 to {MAX_SEQ // size}; follow @odata.nextLink.", "sequence"
+        )
     names = [c[0] for c in entity.columns]
     if entity.aggregation is not None:
         all_rows = aggregate(_source_rows(call, entity), entity.aggregation)

@@ -85,7 +85,9 @@ def _param_type(schema: dict[str, Any]) -> str:
 
 def _resource_name(path: str) -> str:
     words = [re.sub(r"[^A-Za-z0-9-]", "", part) for part in path.strip("/").split("/")]
-    return "-".join(w for w in words if w) or "root"
+    name = "-".join(w for w in words if w) or "root"
+    # Bentley spells a few paths with a trailing slash (POST /reports/); they are resources of their own here.
+    return f"{name}-slash" if path.endswith("/") and len(path) > 1 else name
 
 
 def _operation_description(op: Operation) -> str:

@@ -226,3 +226,11 @@ async def test_api_error_keeps_code_message_and_target() -> None:
         "Requested Mapping is not available.",
         "id",
     )
+
+
+@pytest.mark.parametrize("name", ["x.csv\n", "x.csv\r\n", "../x.csv", ".hidden", "a/b.csv", ""])
+def test_export_file_names_with_a_trailing_newline_or_a_path_are_refused(name: str, tmp_path: Any) -> None:
+    from itwin_insights_mcp.server.local_tools import export_path
+
+    with pytest.raises(ValueError, match="plain file name"):
+        export_path(Settings(export_dir=str(tmp_path)), name)

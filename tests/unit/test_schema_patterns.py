@@ -59,14 +59,8 @@ SAMPLES = [
     ".hidden",
 ]
 
-# Patterns in files this helper does not own, known not to mean the same everywhere. Each is a strict xfail: it turns
-# red the moment the pattern is fixed, so the entry gets removed.
-KNOWN_PROBLEMS = {
-    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$": (
-        "server/local_tools.py _FILE_NAME: Python's `$` also matches before a final newline, ECMAScript's does not "
-        "('abc\\n' passes Python hosts only); end it with `$(?!\\n)` (reported to the lead)"
-    ),
-}
+# Patterns known not to mean the same everywhere, each a strict xfail (it turns red once fixed). None left.
+KNOWN_PROBLEMS: dict[str, str] = {}
 
 NODE_SCRIPT = r"""
 const input = JSON.parse(require("fs").readFileSync(0, "utf8"));

@@ -36,7 +36,8 @@ __all__ = ["LOCAL_TOOLS", "LocalContext", "LocalTool", "export_path"]
 
 WAIT_LIMIT_SECONDS = 45  # under the ~60 s many hosts allow a tool call
 EDM = "{http://docs.oasis-open.org/odata/ns/edm}"
-_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# `$(?!\n)`: Python's `$` also matches before a final newline (`x.csv\n`); this means end of text in every engine.
+_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$(?!\n)")
 
 
 @dataclass

@@ -1,14 +1,15 @@
 """Which API the tools talk to: Bentley's service, or the sandbox in-process. The only module that knows both.
 
-With no credentials the sandbox runs inside this process behind `httpx2.ASGITransport` (no port is opened), and
-stderr says so loudly; the tool layer sees the same `InsightsClient` either way.
+With no credentials the sandbox runs inside this process behind `httpx2.ASGITransport` (no port is opened), started by
+the first call that needs it, and stderr says so loudly; the tool layer sees the same `InsightsClient` either way.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx2
 
@@ -71,25 +72,52 @@ async def open_client(settings: Settings) -> AsyncIterator[InsightsClient]:
             yield client
         return
 
-    from .sandbox.app import create_app  # imported only when the sandbox is the backend
-    from .sandbox.jobs import SandboxLimits
-
     log.warning(
         "Backend: SANDBOX (offline emulator, sample data; db %s). Run `itwin-insights-mcp login`, or set "
         "ITWIN_ACCESS_TOKEN or ITWIN_CLIENT_ID + ITWIN_CLIENT_SECRET, to use Bentley's service.",
         settings.sandbox_db,
     )
-    app = create_app(
-        db_path=settings.sandbox_db,
-        odata_page_size=settings.sandbox_odata_page_size,
-        limits=SandboxLimits.from_settings(settings),
-    )
+    transport = LazySandboxTransport(settings)
     client = InsightsClient(
         base_url=SANDBOX_BASE_URL,
         token_provider=StaticTokenProvider("sandbox"),
-        transport=httpx2.ASGITransport(app=app),
+        transport=transport,
         timeout_seconds=settings.timeout_seconds,
         retry=_retry_policy(settings),
     )
-    async with app.router.lifespan_context(app), client:
+    async with client:
         yield client
+
+
+class LazySandboxTransport(httpx2.AsyncBaseTransport):
+    """The in-process sandbox, imported, seeded and started by the first request that needs it: `initialize` and
+    `tools/list` never do, so a desktop host sees the server as fast as one with no sandbox at all."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._inner: httpx2.ASGITransport | None = None
+        self._started = asyncio.Lock()
+        self._stack = AsyncExitStack()
+
+    async def _start(self) -> httpx2.ASGITransport:
+        async with self._started:
+            if self._inner is None:
+                from .sandbox.app import create_app  # imported only when the sandbox is first used
+                from .sandbox.jobs import SandboxLimits
+
+                settings = self._settings
+                app = create_app(
+                    db_path=settings.sandbox_db,
+                    odata_page_size=settings.sandbox_odata_page_size,
+                    limits=SandboxLimits.from_settings(settings),
+                )
+                await self._stack.enter_async_context(app.router.lifespan_context(app))
+                self._inner = httpx2.ASGITransport(app=app)
+            return self._inner
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        inner = self._inner or await self._start()
+        return await inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._stack.aclose()

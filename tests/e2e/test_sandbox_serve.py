@@ -73,7 +73,7 @@ def test_curl_walks_the_api(sandbox_url: str) -> None:
     assert status == 200 and page["_links"]["self"]["href"].startswith(sandbox_url)  # type: ignore[index]
     status, error = curl(f"{sandbox_url}/insights/reporting/reports/nope")
     assert status == 404 and error == {
-        "error": {"code": "ReportNotFound", "message": "Requested Report is not available.", "target": "reportId"}
+        "error": {"code": "ReportNotFound", "message": "Requested Report is not available.", "target": "id"}
     }
     status, denied = curl(f"{sandbox_url}/insights/reporting/reports/nope", auth=False)
     assert status == 401 and denied["error"]["code"] == "HeaderNotFound"  # type: ignore[index]

@@ -135,6 +135,7 @@ function renderTable() {
   select("#table tbody").selectAll("tr").data(rows).join("tr")
     .selectAll("td").data((row) => state.columns.map((c) => [row[c.name], c])).join("td")
     .attr("class", ([, c]) => (isNumeric(c) ? "num" : null))
+    .attr("title", ([v, c]) => format(v, c))
     .text(([v, c]) => format(v, c));
   const total = state.rows.length;
   $("rows-range").textContent = total ? `rows ${state.offset + 1}–${state.offset + rows.length} of ${total}` : "no rows";

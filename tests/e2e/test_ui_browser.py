@@ -1,4 +1,5 @@
-"""The report view in a real browser: headless Chromium (Debian's `chromium`, driven by Playwright) loads a minimal
+"""The report view over real HTTP and in a real browser. Negotiation: which HTTP clients are offered the view.
+Browser: headless Chromium (Debian's `chromium`, driven by Playwright) loads a minimal
 MCP Apps host page (tests/e2e/ui_host.html) against the real server over HTTP. The host calls the OData page tool,
 renders its `ui://` view, and the test reads the DOM: row count, a sorted column, the chart's bars against the data,
 paging through the app-only tool, the host's theme, and a screenshot.
@@ -21,10 +22,11 @@ from urllib.parse import quote
 
 import pytest
 from mcp import Client
+from mcp.client import advertise
 
 from ..contract.helpers import ok
 from ..contract.ui_takeoff import publish_takeoff
-from .conftest import COMMAND, child_env, free_port, wait_for
+from .conftest import COMMAND, child_env, free_port, http_server, wait_for
 
 HOST_PAGE = Path(__file__).with_name("ui_host.html")
 SCREENSHOT = Path(__file__).parents[2] / "docs" / "report-view.png"
@@ -79,6 +81,30 @@ def _prepare(base: str) -> tuple[dict[str, Any], list[list[dict[str, Any]]]]:
         return args, pages
 
     return asyncio.run(run())
+
+
+APPS = advertise("io.modelcontextprotocol/ui", {"mimeTypes": ["text/html;profile=mcp-app"]})
+
+
+async def _offered(url: str, mode: str, apps: bool) -> bool:
+    """Whether this client sees the view: the page tool's link and the app-only tool."""
+    async with Client(url, mode=mode, extensions=[APPS] if apps else None) as client:  # type: ignore[arg-type]
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        linked = (tools["get_odata_entity_page"].meta or {}).get("ui") is not None
+        assert linked == ("view_odata_page" in tools)
+        return linked
+
+
+@pytest.mark.parametrize("sessions", [False, True])
+def test_only_http_clients_that_declare_the_extension_are_offered_the_view(sandbox_db: str, sessions: bool) -> None:
+    """2026-07-28 clients declare it on every request, so stateless HTTP sees it; a 2025-era client declares it once
+    in `initialize`, which only a session remembers (stateless, such a client gets the text-only tools)."""
+    with http_server(sandbox_db, *(["--http-sessions"] if sessions else [])) as (base, _):
+        url = f"{base}/mcp"
+        assert asyncio.run(_offered(url, "auto", apps=True)) is True
+        assert asyncio.run(_offered(url, "auto", apps=False)) is False
+        assert asyncio.run(_offered(url, "legacy", apps=False)) is False
+        assert asyncio.run(_offered(url, "legacy", apps=True)) is sessions
 
 
 def _cells(frame: Any, column: str, columns: list[str]) -> list[str]:

@@ -150,3 +150,21 @@ async def test_compact_mode_offers_no_view(sandbox_db: str) -> None:
             PAGE_TOOL, {"reportId": "r", "region": "a", "manifestId": "b", "entityType": "c"}
         )
         assert refused.is_error
+
+
+def test_a_local_tool_opts_into_the_view_with_opens_view() -> None:
+    """The hook for tools built elsewhere (e.g. an iModel query tool): `opens_view=True` links it, for apps only."""
+    from itwin_insights_mcp.api.catalog import load_catalog
+    from itwin_insights_mcp.server.local_tools import LOCAL_TOOLS
+    from itwin_insights_mcp.server.tools import ToolSurface
+    from itwin_insights_mcp.server.ui import tools_for_client
+
+    base = next(t for t in LOCAL_TOOLS if t.tool == "read_skill")
+    query = dataclasses.replace(
+        base, tool="query_rows", definition=base.definition.model_copy(update={"name": "query_rows"}), opens_view=True
+    )
+    surface = ToolSurface(load_catalog(), local_tools=[base, query])
+    linked = {t.name: (t.meta or {}).get("ui") for t in tools_for_client(surface, surface.tools, wants_view=True)}
+    assert linked["query_rows"] == {"resourceUri": VIEW_URI} and linked["read_skill"] is None
+    plain = tools_for_client(surface, surface.tools, wants_view=False)
+    assert plain == surface.tools and all(t.meta is None or "ui" not in t.meta for t in plain)

@@ -132,7 +132,7 @@ def _page_op(surface: ToolSurface) -> str | None:
 
 def _opens_view(surface: ToolSurface, name: str) -> bool:
     local = surface.local(name)
-    return name in VIEW_TOOLS or bool(getattr(local, "opens_view", False))
+    return name in VIEW_TOOLS or bool(getattr(local, "opens_view", False))  # LocalTool.opens_view
 
 
 def tools_for_client(surface: ToolSurface, tools: list[types.Tool], wants_view: bool) -> list[types.Tool]:

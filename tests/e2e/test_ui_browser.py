@@ -205,3 +205,28 @@ def test_the_report_view_renders_sorts_charts_and_pages_in_chromium(server: str,
             assert frame.locator("body").evaluate(f"() => {background}") == "rgb(16, 20, 24)"
         finally:
             browser.close()
+
+
+def test_without_server_tools_the_view_shows_the_models_result_alone(server: str) -> None:
+    """A host that does not proxy tool calls: the view renders the tool result it was given (types inferred from the
+    values), makes no call and offers no feed paging."""
+    from playwright.sync_api import sync_playwright
+
+    args, pages = _prepare(server)
+    host_url = f"{server}/ui-test-host.html?serverTools=0&tool=get_odata_entity_page&args={quote(json.dumps(args))}"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.route("**/ui-test-host.html*", lambda route: route.fulfill(path=str(HOST_PAGE)))
+            page.goto(host_url)
+            page.wait_for_function("window.host.ready || window.host.errors.length", timeout=20_000)
+            frame = page.frame_locator("iframe#view")
+            frame.locator("#summary").filter(has_text=f"{PAGE_SIZE} rows").wait_for(timeout=20_000)
+            assert frame.locator('th[data-column="Volume"] .type').inner_text() == "number"
+            assert frame.locator("#next-page").is_disabled() and frame.locator("#prev-page").is_disabled()
+            ids = frame.locator("#table tbody tr td:first-child").all_inner_texts()
+            assert ids == [str(r["ECInstanceId"]) for r in pages[0][:20]]
+            assert page.evaluate("window.host.calls") == [] and page.evaluate("window.host.errors") == []
+        finally:
+            browser.close()

@@ -168,3 +168,12 @@ def test_a_local_tool_opts_into_the_view_with_opens_view() -> None:
     assert linked["query_rows"] == {"resourceUri": VIEW_URI} and linked["read_skill"] is None
     plain = tools_for_client(surface, surface.tools, wants_view=False)
     assert plain == surface.tools and all(t.meta is None or "ui" not in t.meta for t in plain)
+
+
+async def test_the_app_only_tool_turns_api_errors_and_bad_ids_into_results(sandbox_db: str) -> None:
+    async with _client(_settings(sandbox_db), "2026-07-28", apps=True) as client:
+        pages = await publish_takeoff(client)
+        missing = await client.call_tool(PAGE_TOOL, {**pages["Walls"], "entityType": "NoSuchTable"})
+        assert missing.is_error and error_payload(missing)["status"] == 404
+        dots = await client.call_tool(PAGE_TOOL, {**pages["Walls"], "reportId": ".."})
+        assert dots.is_error and error_payload(dots)["code"] == "InvalidArguments"

@@ -17,6 +17,7 @@ else; the view pages only OData results (through `view_odata_page`).
 
 from __future__ import annotations
 
+import logging
 import xml.etree.ElementTree as ET
 from functools import cache
 from importlib.resources import files
@@ -48,6 +49,8 @@ __all__ = [
     "view_html",
     "view_resource",
 ]
+
+log = logging.getLogger(__name__)
 
 VIEW_URI = "ui://itwin-insights/report-view.html"
 PAGE_TOOL = "view_odata_page"
@@ -222,6 +225,17 @@ async def _units(surface: ToolSurface, settings: Settings, client: Any, report_i
 async def call_page_tool(
     surface: ToolSurface, settings: Settings, client: Any, arguments: dict[str, Any]
 ) -> types.CallToolResult:
+    """`view_odata_page`; every failure comes back as an isError result, never raised (as in dispatch.invoke)."""
+    try:
+        return await _page_for_view(surface, settings, client, arguments)
+    except Exception:
+        log.exception("Unexpected failure in tool %s", PAGE_TOOL)
+        return refusal_result(f"Internal error in `{PAGE_TOOL}`; retry once, then report it.")
+
+
+async def _page_for_view(
+    surface: ToolSurface, settings: Settings, client: Any, arguments: dict[str, Any]
+) -> types.CallToolResult:
     """One feed page for the view: rows (bounded), column names, Edm types and units, feed URL and paging state.
     Goes through the same OData operation, argument checks and error shaping as the model's tool."""
     wrong = [str(p) for p in problems(_page_tool_definition().input_schema, arguments)]
@@ -235,7 +249,7 @@ async def call_page_tool(
     }
     found = validate_arguments(op, page_args)
     if found:
-        return refusal_result("; ".join(found))
+        return invalid_arguments_result(PAGE_TOOL, found)
     try:
         response = await send(client, op, page_args)
         page = bound_rows(success_result(op, response, None), VIEW_MAX_ROWS, settings.max_result_bytes)

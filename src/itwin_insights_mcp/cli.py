@@ -25,7 +25,7 @@ log = logging.getLogger("itwin_insights_mcp")
 def _help(option: Option) -> str:
     """A flag's help: the option's description, its default and its variable (argparse needs % doubled)."""
     default = option.shown().replace("`", "")
-    text = option.description + (f" (default {default})" if default else "") + f" [env {option.env}]"
+    text = option.explained() + (f" (default {default})" if default else "") + f" [env {option.env}]"
     return text.replace("%", "%%")
 
 
@@ -55,7 +55,7 @@ def _environment_only() -> str:
     for option in OPTIONS:
         if option.env and not option.flag(SERVE):
             default = option.shown().replace("`", "")
-            lines.append(f"  {option.env}  {option.description}" + (f" (default {default})" if default else ""))
+            lines.append(f"  {option.env}  {option.explained()}" + (f" (default {default})" if default else ""))
     return "\n".join(lines)
 
 
@@ -80,8 +80,12 @@ def _build_parser() -> argparse.ArgumentParser:
     sandbox = sub.add_parser("sandbox", help="the offline emulator of the Insights API")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", metavar="SANDBOX_COMMAND")
     sb_serve = sandbox_sub.add_parser("serve", help="serve the sandbox API over HTTP")
-    sb_serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    sb_serve.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    sb_serve.add_argument(
+        "--host", dest="bind_host", metavar="HOST", default="127.0.0.1", help="bind address (default 127.0.0.1)"
+    )
+    sb_serve.add_argument(
+        "--port", dest="bind_port", metavar="PORT", type=int, default=8765, help="port (default 8765)"
+    )
     _add_setting_flags(sb_serve, "sandbox serve")
     sb_serve.add_argument("--token", help="accept only this bearer token (default: any non-empty token)")
     sb_serve.add_argument(
@@ -97,7 +101,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
     login = sub.add_parser("login", help="sign in to Bentley (browser, PKCE) and keep a refresh token")
     _add_setting_flags(login, "login")
-    login.add_argument("--scopes", help="scopes (default: itwin-platform offline_access)")
+    login.add_argument(
+        "--scopes", dest="login_scopes", metavar="SCOPES", help="scopes (default: itwin-platform offline_access)"
+    )
     login.add_argument(
         "--port", dest="login_port", type=int, default=0, help="loopback port for the redirect (default: any free)"
     )
@@ -251,7 +257,7 @@ def _account(args: argparse.Namespace, settings: Settings) -> int:
             desktop_auth.login(
                 settings.authority,
                 settings.desktop_client_id,
-                args.scopes or desktop_auth.desktop_scopes(settings.scopes),
+                args.login_scopes or desktop_auth.desktop_scopes(settings.scopes),
                 open_browser=show,
                 port=args.login_port,
                 redirect_uri=args.redirect_uri,
@@ -291,7 +297,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_serve(settings))
         elif args.command == "sandbox" and args.sandbox_command == "serve":
             asyncio.run(
-                _serve_sandbox(args.host, args.port, settings, args.token or settings.sandbox_token, args.record)
+                _serve_sandbox(
+                    args.bind_host, args.bind_port, settings, args.token or settings.sandbox_token, args.record
+                )
             )
         elif args.command == "sandbox" and args.sandbox_command == "generate":
             _generate(settings.sandbox_db, args.elements, args.name, args.seed)

@@ -488,6 +488,11 @@ class Option:
                 return f"{self.label} must be {self.range_text()}, not {value}."
         return None
 
+    def explained(self) -> str:
+        """The description with the allowed range, as `--help` and the README show it."""
+        bounds = self.range_text()
+        return f"{self.description} ({bounds})" if bounds else self.description
+
     def range_text(self) -> str:
         """The allowed range in words ('between 1 and 1000', 'more than 0 and at most 3600', 'at least 1')."""
         if self.ge is not None and self.le is not None:
@@ -624,7 +629,7 @@ def markdown_table() -> str:
     lines = ["| Variable | Flag | Default | Meaning |", "|---|---|---|---|"]
     for declared in OPTIONS:
         if declared.env:
-            cells = (f"`{declared.env}`", _flag_cell(declared), declared.shown(), declared.description)
+            cells = (f"`{declared.env}`", _flag_cell(declared), declared.shown(), declared.explained())
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -96,7 +96,7 @@ def _environment_variable(option: Option) -> dict[str, Any]:
         entry["format"] = "boolean"
     elif option.kind in ("int", "float"):
         entry["format"] = "number"
-    elif option.filepath:
+    elif option.path == "file":
         entry["format"] = "filepath"
     else:
         entry["format"] = "string"
@@ -148,69 +148,47 @@ def _tools() -> list[dict[str, str]]:
     return [{"name": tool.name, "description": tool.description or tool.name} for tool in surface.tools]
 
 
+# The bundle's settings screen in Claude Desktop: the title and help of each setting offered there (UI copy). The
+# variable, type, secrecy and default of each come from the settings' declarations.
+_BUNDLE_COPY: dict[str, tuple[str, str]] = {
+    "backend": ("Backend", "auto (Bentley when credentials are set, else the offline sandbox), sandbox or bentley."),
+    "client_id": (
+        "Client ID",
+        "Bentley service-app client id (with the client secret). Leave empty for the sandbox.",
+    ),
+    "client_secret": ("Client secret", "Bentley service-app client secret. Stored in the OS keychain, never logged."),
+    "access_token": (
+        "Access token",
+        "A Bentley bearer token instead of a service app (expires after about an hour).",
+    ),
+    "api_base_url": ("API base URL", "The Bentley API host."),
+    "export_dir": (
+        "Export directory",
+        "The only folder export_odata_entity writes CSV/JSON Lines files to. "
+        "Empty: a folder in the app's data directory.",
+    ),
+    "read_only": ("Read-only", "Expose and allow only the read tools."),
+}
+_BUNDLE_OPTIONS = {option.name: option for option in OPTIONS if option.name in _BUNDLE_COPY}
+
+
 def _user_config() -> dict[str, dict[str, Any]]:
-    return {
-        "backend": {
-            "type": "string",
-            "title": "Backend",
-            "description": "auto (Bentley when credentials are set, else the offline sandbox), sandbox or bentley.",
-            "default": _default_text("backend"),
-            "required": False,
-        },
-        "client_id": {
-            "type": "string",
-            "title": "Client ID",
-            "description": "Bentley service-app client id (with the client secret). Leave empty for the sandbox.",
-            "required": False,
-        },
-        "client_secret": {
-            "type": "string",
-            "title": "Client secret",
-            "description": "Bentley service-app client secret. Stored in the OS keychain, never logged.",
-            "sensitive": True,
-            "required": False,
-        },
-        "access_token": {
-            "type": "string",
-            "title": "Access token",
-            "description": "A Bentley bearer token instead of a service app (expires after about an hour).",
-            "sensitive": True,
-            "required": False,
-        },
-        "api_base_url": {
-            "type": "string",
-            "title": "API base URL",
-            "description": "The Bentley API host.",
-            "default": _default_text("api_base_url"),
-            "required": False,
-        },
-        "export_dir": {
-            "type": "directory",
-            "title": "Export directory",
-            "description": "The only folder export_odata_entity writes CSV/JSON Lines files to. "
-            "Empty: a folder in the app's data directory.",
-            "required": False,
-        },
-        "read_only": {
-            "type": "boolean",
-            "title": "Read-only",
-            "description": "Expose and allow only the read tools.",
-            "default": False,
-            "required": False,
-        },
-    }
+    config: dict[str, dict[str, Any]] = {}
+    for name, (title, text) in _BUNDLE_COPY.items():
+        option = _BUNDLE_OPTIONS[name]
+        kind = "boolean" if option.kind == "bool" else option.path or "string"
+        entry: dict[str, Any] = {"type": kind, "title": title, "description": text}
+        default = option.default if option.kind == "bool" else option.env_default()
+        if default is not None:
+            entry["default"] = default
+        if option.secret:
+            entry["sensitive"] = True
+        config[name] = entry | {"required": False}
+    return config
 
 
 # Each bundle setting -> the environment variable of the Settings field of the same name.
-USER_CONFIG_ENV = {
-    "backend": "ITWIN_INSIGHTS_BACKEND",
-    "client_id": "ITWIN_CLIENT_ID",
-    "client_secret": "ITWIN_CLIENT_SECRET",
-    "access_token": "ITWIN_ACCESS_TOKEN",
-    "api_base_url": "ITWIN_API_BASE_URL",
-    "export_dir": "ITWIN_INSIGHTS_EXPORT_DIR",
-    "read_only": "ITWIN_INSIGHTS_READ_ONLY",
-}
+USER_CONFIG_ENV: dict[str, str] = {name: str(_BUNDLE_OPTIONS[name].env) for name in _BUNDLE_COPY}
 
 
 def mcpb_manifest() -> dict[str, Any]:

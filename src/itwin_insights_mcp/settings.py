@@ -100,7 +100,7 @@ class Spec(TypedDict, total=False):
     gt: float
     le: float
     shown_default: str
-    filepath: bool
+    path: Literal["file", "directory"]
     uppercase: bool
 
 
@@ -156,7 +156,7 @@ class Settings:
         env="INSIGHTS_SANDBOX_DB",
         flags={SERVE: "--sandbox-db", "sandbox serve": "--db", "sandbox generate": "--db"},
         shown_default=USER_DATA_FILE,
-        filepath=True,
+        path="file",
         description="sandbox SQLite file; :memory: for a throwaway one",
     )
     sandbox_token: str | None = option(
@@ -314,6 +314,7 @@ class Settings:
         env="ITWIN_INSIGHTS_EXPORT_DIR",
         flags=on("--export-dir"),
         shown_default="a folder in the user data dir",
+        path="directory",
         description="the only folder export_odata_entity writes to",
     )
     max_rows: int = option(
@@ -418,7 +419,7 @@ class Option:
     gt: float | None = None
     le: float | None = None
     shown_default: str | None = None  # how the docs describe a default computed at run time
-    filepath: bool = False  # the registry's `filepath` format
+    path: Literal["file", "directory"] | None = None  # a local path: the registry's and the bundle's formats
     uppercase: bool = False  # read case-insensitively, kept upper case (log levels)
 
     def flag(self, command: str) -> str | None:

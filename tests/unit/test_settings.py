@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from itwin_insights_mcp.cli import _build_parser, _settings_from, main
-from itwin_insights_mcp.distribution import STDIO_EXCLUDED_ENV_VARS, server_json
+from itwin_insights_mcp.distribution import STDIO_EXCLUDED_ENV_VARS, USER_CONFIG_ENV, mcpb_manifest, server_json
 from itwin_insights_mcp.errors import ConfigError
 from itwin_insights_mcp.settings import OPTIONS, SECRET_ENV_VARS, Option, Settings, markdown_table, options_for
 
@@ -191,3 +191,16 @@ def test_bad_values_exit_with_the_declared_message(
     clean_env.setenv("ITWIN_INSIGHTS_LOG_LEVEL", "TRACE")
     assert main(["tools"]) == 2
     assert "ITWIN_INSIGHTS_LOG_LEVEL (--log-level) must be DEBUG, INFO, WARNING or ERROR" in capsys.readouterr().err
+
+
+def test_bundle_settings_follow_the_declarations() -> None:
+    """The Claude Desktop bundle offers settings whose variable, type, secrecy and default are the declared ones."""
+    config = mcpb_manifest()["user_config"]
+    assert set(config) == set(USER_CONFIG_ENV)
+    for name, entry in config.items():
+        option = next(o for o in OPTIONS if o.name == name)
+        assert USER_CONFIG_ENV[name] == option.env
+        assert entry.get("sensitive", False) is option.secret
+        assert (entry["type"] == "boolean") is (option.kind == "bool")
+        if "default" in entry and option.kind != "bool":
+            assert Settings.from_env({str(option.env): entry["default"]}) == Settings()

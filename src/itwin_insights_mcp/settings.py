@@ -1,12 +1,12 @@
 """One immutable Settings object: CLI flags win over environment variables, which win over defaults.
 
-Each option is declared ONCE, as a `Settings` field made by `option(...)` or `computed(...)`: its environment
-variable, its flag on each subcommand, its description, whether it is a secret, and its allowed values or range
-(choices also come from a `Literal` type). Everything else is generated from those declarations (`OPTIONS`):
-`from_env`, the per-option half of `validate`, the CLI flags and `--help` (`cli.py`), the README's configuration
-table (`markdown_table`, `python -m itwin_insights_mcp.settings`) and the registry's variable list
-(`distribution.py`). Rules between options (pairs, what an auth mode needs) are declared once in `RULES`.
-Secrets have no flag, so they never show in process lists.
+Each option is declared ONCE, as a `Settings` field made by `option(...)` or `computed(...)` (see `options.py`):
+its environment variable, its flag on each subcommand, its description, whether it is a secret, and its allowed
+values or range (choices also come from a `Literal` type). Everything else is generated from those declarations
+(`OPTIONS`): `from_env`, the per-option half of `validate`, the CLI flags and `--help` (`cli.py`), the README's
+configuration table (`markdown_table`, `python -m itwin_insights_mcp.settings`) and the registry's and bundle's
+variable lists (`distribution.py`). Rules between options (pairs, what an auth mode needs) are declared once in
+`RULES`. Secrets have no flag, so they never show in process lists.
 """
 
 # option()/computed() return dataclasses.field(...): a field specifier, not a shared default value.
@@ -17,13 +17,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, field, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, Required, TypedDict, TypeVar, Unpack, get_args, get_origin, get_type_hints
+from typing import Literal
 
 from platformdirs import user_data_dir
 
 from .errors import ConfigError
+from .options import SERVE, Option, computed, declared_options, on, option, split_list
 
 __all__ = [
     "ENV_DESCRIPTIONS",
@@ -32,6 +33,7 @@ __all__ = [
     "PROFILES",
     "RULES",
     "SECRET_ENV_VARS",
+    "SERVE",
     "Backend",
     "Mode",
     "Option",
@@ -39,6 +41,7 @@ __all__ = [
     "Transport",
     "markdown_table",
     "options_for",
+    "split_list",
 ]
 
 Backend = Literal["auto", "sandbox", "bentley"]
@@ -47,7 +50,6 @@ Mode = Literal["full", "compact"]
 Profile = Literal["reporting-v1", "current", "all"]
 AuthMode = Literal["none", "service", "oauth"]
 TokenStore = Literal["auto", "keyring", "file"]
-Kind = Literal["str", "int", "float", "bool", "list"]
 
 DEFAULT_REDIRECTS = (
     "http://127.0.0.1:*",
@@ -68,7 +70,6 @@ DEFAULT_API_BASE_URL = "https://api.bentley.com"
 DEFAULT_AUTHORITY = "https://ims.bentley.com"
 DEFAULT_SCOPES = "itwin-platform"
 
-SERVE = "serve"
 ACCOUNT = ("login", "logout", "whoami")  # the desktop sign-in commands
 USER_DATA_FILE = "a file in the user data dir"
 
@@ -86,40 +87,6 @@ def default_state_db() -> str:
 def default_sandbox_db() -> str:
     """The sandbox database file in the user data dir (created on first use)."""
     return str(Path(user_data_dir("itwin-insights-mcp", appauthor=False)) / "sandbox.db")
-
-
-class Spec(TypedDict, total=False):
-    """What one option declares besides its name, type and default (see `Option` for each key)."""
-
-    description: Required[str]
-    env: str
-    flags: Mapping[str, str]
-    secret: bool
-    choices: tuple[str, ...]
-    ge: float
-    gt: float
-    le: float
-    shown_default: str
-    path: Literal["file", "directory"]
-    uppercase: bool
-
-
-_T = TypeVar("_T")
-
-
-def on(flag: str, *commands: str) -> dict[str, str]:
-    """The same flag on several subcommands (`serve` when none is named)."""
-    return {command: flag for command in commands or (SERVE,)}
-
-
-def option(default: _T, **spec: Unpack[Spec]) -> _T:
-    """Declare a setting with a fixed default (a dataclass field carrying its declaration)."""
-    return field(default=default, repr=not spec.get("secret", False), metadata={"option": spec})
-
-
-def computed(factory: Callable[[], _T], **spec: Unpack[Spec]) -> _T:
-    """Declare a setting whose default depends on the machine (a path in the user data dir)."""
-    return field(default_factory=factory, repr=not spec.get("secret", False), metadata={"option": spec})
 
 
 @dataclass(frozen=True)
@@ -402,156 +369,7 @@ class Settings:
         return cls().with_overrides(**values)
 
 
-@dataclass(frozen=True)
-class Option:
-    """One setting as declared on `Settings`, with what is generated from the declaration."""
-
-    name: str
-    kind: Kind
-    description: str
-    default: object  # the value, or None when `factory` computes it
-    factory: Callable[[], object] | None = None
-    env: str | None = None  # None: not configurable from outside (set in code only)
-    flags: tuple[tuple[str, str], ...] = ()  # (subcommand, flag); secrets have none
-    secret: bool = False  # hidden from repr, marked secret in the registry, never a flag
-    choices: tuple[str, ...] = ()
-    ge: float | None = None
-    gt: float | None = None
-    le: float | None = None
-    shown_default: str | None = None  # how the docs describe a default computed at run time
-    path: Literal["file", "directory"] | None = None  # a local path: the registry's and the bundle's formats
-    uppercase: bool = False  # read case-insensitively, kept upper case (log levels)
-
-    def flag(self, command: str) -> str | None:
-        """This option's flag on one subcommand (`serve`, `sandbox serve`, `login`, ...), if it has one."""
-        return dict(self.flags).get(command)
-
-    @property
-    def label(self) -> str:
-        """How messages name the option: its serve flag and variable, else whichever exists."""
-        flag = self.flag(SERVE)
-        if flag and self.env:
-            return f"{self.env} ({flag})"
-        return self.env or flag or self.name
-
-    def env_default(self) -> str | None:
-        """The default as the text its environment variable would carry; None when empty or machine-dependent."""
-        default = self.default
-        if self.factory is not None or default is None or default in ((), ""):
-            return None
-        if self.kind == "bool":
-            return "true" if default else "false"
-        if isinstance(default, tuple):
-            return ",".join(str(item) for item in default)  # a comma list, as the variable is read
-        if isinstance(default, float) and default.is_integer():
-            return str(int(default))
-        return str(default)
-
-    def shown(self) -> str:
-        """The default as the docs and `--help` show it (empty when there is none)."""
-        if self.shown_default:
-            return self.shown_default
-        text = self.env_default()
-        return f"`{text}`" if text else ""
-
-    def parse(self, raw: str, source: str) -> object:
-        """Turn the text of a variable (or flag) into this option's type; `source` names it in errors."""
-        if self.kind == "bool":
-            lowered = raw.lower()
-            if lowered in ("1", "true", "yes", "on"):
-                return True
-            if lowered in ("0", "false", "no", "off"):
-                return False
-            raise ConfigError(f"{source} must be true or false, not {raw!r}.")
-        if self.kind == "int":
-            try:
-                return int(raw)
-            except ValueError:
-                raise ConfigError(f"{source} must be an integer, not {raw!r}.") from None
-        if self.kind == "float":
-            try:
-                return float(raw)
-            except ValueError:
-                raise ConfigError(f"{source} must be a number, not {raw!r}.") from None
-        if self.kind == "list":
-            return split_list(raw)
-        return raw.upper() if self.uppercase else raw
-
-    def problem(self, value: object) -> str | None:
-        """Why `value` is not allowed (choices, range), or None when it is."""
-        if self.choices and value is not None:
-            text = str(value).upper() if self.uppercase else value
-            if text not in self.choices:
-                return f"{self.label} must be {_either(self.choices)}, not {value!r}."
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            low_ok = (self.ge is None or value >= self.ge) and (self.gt is None or value > self.gt)
-            if not low_ok or (self.le is not None and value > self.le):
-                return f"{self.label} must be {self.range_text()}, not {value}."
-        return None
-
-    def explained(self) -> str:
-        """The description with the allowed range, as `--help` and the README show it."""
-        bounds = self.range_text()
-        return f"{self.description} ({bounds})" if bounds else self.description
-
-    def range_text(self) -> str:
-        """The allowed range in words ('between 1 and 1000', 'more than 0 and at most 3600', 'at least 1')."""
-        if self.ge is not None and self.le is not None:
-            return f"between {_num(self.ge)} and {_num(self.le)}"
-        low = f"at least {_num(self.ge)}" if self.ge is not None else f"more than {_num(self.gt)}" if self.gt else ""
-        high = f"at most {_num(self.le)}" if self.le is not None else ""
-        return " and ".join(part for part in (low, high) if part)
-
-
-def split_list(raw: str) -> tuple[str, ...]:
-    """A comma list as a tuple, blanks dropped (how list variables and flags are read)."""
-    return tuple(item.strip() for item in raw.split(",") if item.strip())
-
-
-def _num(value: float | None) -> str:
-    return str(int(value)) if value is not None and float(value).is_integer() else str(value)
-
-
-def _either(choices: tuple[str, ...]) -> str:
-    return ", ".join(choices[:-1]) + f" or {choices[-1]}" if len(choices) > 1 else choices[0]
-
-
-def _kind(hint: object) -> tuple[Kind, tuple[str, ...]]:
-    """The option kind and the Literal choices of a field's type."""
-    if get_origin(hint) is Literal:
-        return "str", tuple(str(value) for value in get_args(hint))
-    if hint is bool:
-        return "bool", ()
-    if hint is int:
-        return "int", ()
-    if hint is float:
-        return "float", ()
-    if get_origin(hint) is tuple:
-        return "list", ()
-    return "str", ()
-
-
-def _declared() -> tuple[Option, ...]:
-    hints = get_type_hints(Settings)
-    options = []
-    for item in fields(Settings):
-        spec: dict[str, Any] = dict(item.metadata["option"])
-        kind, choices = _kind(hints[item.name])
-        options.append(
-            Option(
-                name=item.name,
-                kind=kind,
-                default=None if item.default is MISSING else item.default,
-                factory=None if item.default_factory is MISSING else item.default_factory,
-                choices=spec.pop("choices", choices),
-                flags=tuple(spec.pop("flags", {}).items()),
-                **spec,
-            )
-        )
-    return tuple(options)
-
-
-OPTIONS: tuple[Option, ...] = _declared()
+OPTIONS: tuple[Option, ...] = declared_options(Settings)
 _BY_NAME = {declared.name: declared for declared in OPTIONS}
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
+from itwin_insights_mcp import options
 from itwin_insights_mcp.cli import _build_parser, _settings_from, main
 from itwin_insights_mcp.distribution import STDIO_EXCLUDED_ENV_VARS, USER_CONFIG_ENV, mcpb_manifest, server_json
 from itwin_insights_mcp.errors import ConfigError
@@ -204,3 +206,31 @@ def test_bundle_settings_follow_the_declarations() -> None:
         assert (entry["type"] == "boolean") is (option.kind == "bool")
         if "default" in entry and option.kind != "bool":
             assert Settings.from_env({str(option.env): entry["default"]}) == Settings()
+
+
+def test_ranges_in_words_and_declaration_guards() -> None:
+    by_name = {o.name: o for o in OPTIONS}
+    assert by_name["timeout_seconds"].range_text() == "more than 0 and at most 3600"
+    assert by_name["sandbox_group_query_steps"].range_text() == "at least 0"
+    assert by_name["port"].range_text() == "between 1 and 65535"
+    assert by_name["max_retries"].range_text() == ""
+
+    @dataclass(frozen=True)
+    class Leaky:
+        token: str | None = options.option(
+            None, env="X_TOKEN", secret=True, flags=options.on("--token"), description="a secret"
+        )
+
+    with pytest.raises(TypeError, match="a secret has no flag"):
+        options.declared_options(Leaky)
+
+    @dataclass(frozen=True)
+    class Fine:
+        token: str | None = options.option(None, env="X_TOKEN", secret=True, description="a secret")
+        level: Literal["a", "b"] = options.option(
+            "a", env="X_LEVEL", flags=options.on("--level", "serve", "tools"), description="x"
+        )
+
+    token, level = options.declared_options(Fine)
+    assert "token=" not in repr(Fine(token="t")) and not token.flags
+    assert level.choices == ("a", "b") and level.flag("tools") == "--level" and level.flag("login") is None

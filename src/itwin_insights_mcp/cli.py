@@ -51,7 +51,7 @@ def _add_setting_flags(parser: argparse.ArgumentParser, command: str) -> None:
 
 def _environment_only() -> str:
     """The `serve --help` epilog: every variable without a serve flag, so --help names every setting."""
-    lines = ["environment only (no flag):"]
+    lines = ["variables without a serve flag:"]
     for option in OPTIONS:
         if option.env and not option.flag(SERVE):
             default = option.shown().replace("`", "")
@@ -64,7 +64,7 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="itwin-insights-mcp",
         description="MCP server for Bentley iTwin Insights (Reporting). With no credentials it uses the offline "
         f"sandbox. Secrets ({', '.join(sorted(SECRET_ENV_VARS))}) are read from the environment only, never "
-        "from flags, so they do not show in process lists.",
+        "from serve's flags, so they do not show in process lists.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

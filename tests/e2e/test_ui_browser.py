@@ -197,6 +197,14 @@ def test_the_report_view_renders_sorts_charts_and_pages_in_chromium(server: str,
             second = sorted(pages[1], key=lambda r: float(r["Volume"]), reverse=True)
             assert ids == [str(r["ECInstanceId"]) for r in second[:20]]
 
+            # Sorting from the keyboard too.
+            material = frame.locator('th[data-column="Material"]')
+            material.press("Enter")
+            assert material.get_attribute("aria-sort") == "ascending"
+            assert volume_header.get_attribute("aria-sort") is None
+            materials = _cells(frame, "Material", columns)
+            assert materials == sorted(materials)
+
             # Light and dark from the host's variables.
             background = "getComputedStyle(document.body).backgroundColor"
             assert frame.locator("body").evaluate(f"() => {background}") == "rgb(255, 255, 255)"

@@ -117,6 +117,13 @@ function renderHeader() {
   $("feed").value = state.feedUrl;
 }
 
+function sortBy(name) {
+  state.sort = state.sort?.name === name ? { name, dir: -state.sort.dir } : { name, dir: 1 };
+  state.offset = 0;
+  renderTable();
+  document.querySelector(`th[data-column="${CSS.escape(name)}"]`)?.focus();
+}
+
 function renderTable() {
   const thead = select("#table thead");
   thead.selectAll("tr").data([null]).join("tr")
@@ -126,10 +133,13 @@ function renderTable() {
     .html("")
     .call((th) => th.append("span").attr("class", "name").text((c) => c.name))
     .call((th) => th.append("span").attr("class", "type").text((c) => [c.type.replace(/^Edm\./, ""), c.unit].filter(Boolean).join(" · ")))
-    .on("click", (_, c) => {
-      state.sort = state.sort?.name === c.name ? { name: c.name, dir: -state.sort.dir } : { name: c.name, dir: 1 };
-      state.offset = 0;
-      renderTable();
+    .attr("tabindex", 0)
+    .on("click", (_, c) => sortBy(c.name))
+    .on("keydown", (event, c) => {
+      if (event.key === "Enter" || event.key === " ") {
+        event.preventDefault();
+        sortBy(c.name);
+      }
     });
   const rows = sortedRows().slice(state.offset, state.offset + ROWS_PER_VIEW);
   select("#table tbody").selectAll("tr").data(rows).join("tr")
@@ -155,7 +165,9 @@ function chartData() {
     const v = row[state.sumOf];
     sums.set(key, (sums.get(key) || 0) + (typeof v === "number" ? v : 0));
   }
-  return [...sums].map(([key, value]) => ({ key, value })).sort((a, b) => b.value - a.value).slice(0, MAX_BARS);
+  const all = [...sums].map(([key, value]) => ({ key, value })).sort((a, b) => b.value - a.value);
+  $("chart-note").textContent = all.length > MAX_BARS ? `The ${MAX_BARS} largest of ${all.length} groups.` : "";
+  return all.slice(0, MAX_BARS);
 }
 
 function renderChart() {

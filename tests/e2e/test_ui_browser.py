@@ -238,3 +238,44 @@ def test_without_server_tools_the_view_shows_the_models_result_alone(server: str
             assert page.evaluate("window.host.calls") == [] and page.evaluate("window.host.errors") == []
         finally:
             browser.close()
+
+
+def test_the_view_renders_positional_query_rows(server: str) -> None:
+    """The generic shape a query tool can return (`meta` column names, each row a JSON array, navigation properties
+    as objects), as the iModel Query API gives it: a table by column and a chart of the numeric column."""
+    from playwright.sync_api import sync_playwright
+
+    result = {
+        "content": [{"type": "text", "text": "3 rows"}],
+        "structuredContent": {
+            "meta": [{"name": "ECInstanceId"}, {"name": "Model"}, {"name": "Category"}, {"name": "Volume"}],
+            "rows": [
+                ["0x1", {"Id": "0x10", "RelECClassId": "0x40"}, "Walls", 2.5],
+                ["0x2", {"Id": "0x10", "RelECClassId": "0x40"}, "Slabs", 3.25],
+                ["0x3", {"Id": "0x11", "RelECClassId": "0x40"}, "Walls", 1.5],
+            ],
+        },
+    }
+    host_url = (
+        f"{server}/ui-test-host.html?tool=get_odata_entity_page&args={quote(json.dumps({}))}"
+        f"&result={quote(json.dumps(result))}"
+    )
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.route("**/ui-test-host.html*", lambda route: route.fulfill(path=str(HOST_PAGE)))
+            page.goto(host_url)
+            frame = page.frame_locator("iframe#view")
+            frame.locator("#summary").filter(has_text="3 rows").wait_for(timeout=20_000)
+            columns = frame.locator("#table thead th .name").all_inner_texts()
+            assert columns == ["ECInstanceId", "Model", "Category", "Volume"]
+            assert _cells(frame, "Model", columns)[0] == '{"Id":"0x10","RelECClassId":"0x40"}'
+            assert _cells(frame, "Category", columns) == ["Walls", "Slabs", "Walls"]
+            frame.locator("#group-by").select_option("Category")
+            bars = frame.locator("#chart rect.bar")
+            drawn = {bars.nth(i).get_attribute("data-key"): bars.nth(i).get_attribute("data-value") for i in range(2)}
+            assert drawn == {"Walls": "4", "Slabs": "3.25"}
+            assert frame.locator("#next-page").is_disabled() and page.evaluate("window.host.calls") == []
+        finally:
+            browser.close()

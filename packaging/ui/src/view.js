@@ -62,9 +62,14 @@ function load(structured, args) {
   let rows = structured.rows ?? structured.value;
   if (!Array.isArray(rows)) return false;
   rows = rows.filter((r) => r && typeof r === "object");
-  let columns = structured.columns;
-  if (!Array.isArray(columns) || !columns.length) columns = rows.length ? Object.keys(rows[0]) : [];
-  columns = columns.map((c) => (typeof c === "string" ? { name: c } : c));
+  let columns = structured.columns ?? structured.meta; // iModel query results: `meta` or `columns`
+  if (!Array.isArray(columns) || !columns.length) {
+    const first = rows.find((r) => !Array.isArray(r));
+    columns = first ? Object.keys(first) : (rows[0] || []).map((_, i) => `Column ${i + 1}`);
+  }
+  columns = columns.map((c, i) => (typeof c === "string" ? { name: c } : { ...c, name: c?.name ?? `Column ${i + 1}` }));
+  // Positional rows (each a JSON array, as the iModel Query API returns them) become objects by column.
+  rows = rows.map((r) => (Array.isArray(r) ? Object.fromEntries(columns.map((c, i) => [c.name, r[i] ?? null])) : r));
   state.columns = columns.map((c) => ({ name: c.name, type: c.type || inferType(rows, c.name), unit: c.unit || "" }));
   state.rows = rows;
   state.entity = structured.entitySet || args?.entityType || state.entity || "Result";
@@ -102,8 +107,9 @@ function sortedRows() {
   return [...state.rows].sort((a, b) => (nullsLast(a, b) ? compare(a[name], b[name]) : dir * compare(a[name], b[name])));
 }
 
-function format(value, col) {
+function format(value) {
   if (value === null || value === undefined) return "";
+  if (typeof value === "object") return JSON.stringify(value);
   if (typeof value === "number" && !Number.isInteger(value)) return value.toLocaleString(undefined, { maximumFractionDigits: 3 });
   return typeof value === "number" ? value.toLocaleString() : String(value);
 }
@@ -145,8 +151,8 @@ function renderTable() {
   select("#table tbody").selectAll("tr").data(rows).join("tr")
     .selectAll("td").data((row) => state.columns.map((c) => [row[c.name], c])).join("td")
     .attr("class", ([, c]) => (isNumeric(c) ? "num" : null))
-    .attr("title", ([v, c]) => format(v, c))
-    .text(([v, c]) => format(v, c));
+    .attr("title", ([v]) => format(v))
+    .text(([v]) => format(v));
   const total = state.rows.length;
   $("rows-range").textContent = total ? `rows ${state.offset + 1}–${state.offset + rows.length} of ${total}` : "no rows";
   $("prev-rows").disabled = state.offset === 0;
@@ -161,7 +167,7 @@ function renderTable() {
 function chartData() {
   const sums = new Map();
   for (const row of state.rows) {
-    const key = row[state.groupBy] === null || row[state.groupBy] === undefined ? "(none)" : String(row[state.groupBy]);
+    const key = row[state.groupBy] === null || row[state.groupBy] === undefined ? "(none)" : format(row[state.groupBy]);
     const v = row[state.sumOf];
     sums.set(key, (sums.get(key) || 0) + (typeof v === "number" ? v : 0));
   }

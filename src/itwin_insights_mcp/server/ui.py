@@ -7,8 +7,8 @@ other client nothing changes: no link on any tool, no app-only tool listed or ca
 
 The view is one HTML file built from `packaging/ui/` (pinned npm packages, everything inlined) and shipped in the
 wheel. It renders a tool result whose structured content is an OData page (`value`, `@odata.context`,
-`@odata.nextLink`) or the generic shape `{columns: [{name, type?, unit?}] | [name], rows: [{...}], entitySet?,
-feedUrl?, sequence?, hasNext?}`.
+`@odata.nextLink`) or the generic shape `{columns | meta: [{name, type?, unit?}] | [name], rows: [{...}] | [[...]],
+entitySet?, feedUrl?, sequence?, hasNext?}` (positional rows, as the iModel Query API returns them, are read by column).
 
 Hook for other tools: a tool shows its results in the view when its name is in `VIEW_TOOLS` (catalog operations and
 local tools alike) or when a local tool sets `opens_view = True`. A tool returning the generic shape needs nothing

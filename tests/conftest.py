@@ -88,3 +88,34 @@ def results_conform_to_output_schema(monkeypatch: pytest.MonkeyPatch) -> list[st
 
     monkeypatch.setattr(Client, "call_tool", call_tool)
     return checked
+
+
+# -- kinds of test (markers registered in pyproject.toml) ----------------------------------------------------------
+# The development loop leaves out the slow and outside-Python kinds:
+#     pytest -m "not (e2e or packaging or external or slow)"
+# `.ci/run` runs plain `pytest`, so every kind still runs in CI. Keys are node-id prefixes below tests/.
+KINDS: dict[str, tuple[str, ...]] = {
+    "e2e/": ("e2e",),  # the installed command as a child process, real sockets
+    "e2e/test_packaging.py": ("packaging", "external"),  # builds wheel, sdist and .mcpb (npx)
+    "e2e/test_node_hosts.py": ("external",),  # the pinned TypeScript SDK and Inspector (npm)
+    "e2e/test_oauth.py": ("external",),  # an OpenID Connect provider from npm, a throwaway PostgreSQL
+    "unit/test_schema_patterns.py": ("external",),  # node checks each pattern as a JavaScript host would
+    "unit/test_capability.py::test_spectral_finds_no_error_in_any_profile": ("external",),  # Spectral from npm
+    "unit/test_hardening_tools.py::test_a_huge_list_is_trimmed_to_the_byte_budget_with_a_note": ("slow",),
+    "unit/test_jobs.py::test_a_second_process_never_fails_a_live_job": ("slow",),  # two processes, lease expiry
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with its kinds from `KINDS`, so that `-m` can select or leave them out."""
+    root = Path(__file__).parent
+    for item in items:
+        node = item.nodeid.split("::", 1)
+        path = Path(item.path).resolve()
+        if not path.is_relative_to(root):
+            continue
+        relative = path.relative_to(root).as_posix() + ("::" + node[1] if len(node) > 1 else "")
+        for prefix, kinds in KINDS.items():
+            if relative.startswith(prefix):
+                for kind in kinds:
+                    item.add_marker(kind)

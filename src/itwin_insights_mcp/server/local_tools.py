@@ -19,7 +19,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import mcp.types as types
 from mcp.server import ServerRequestContext
@@ -190,6 +190,59 @@ def _csv_value(value: Any) -> Any:
     return value
 
 
+class _RowSink:
+    """Rows written as CSV (header once the columns are known) or JSON Lines, the first few kept as a preview."""
+
+    def __init__(self, out: TextIO, fmt: str, columns: list[str]) -> None:
+        self.out = out
+        self.columns = columns
+        self.writer = csv.writer(out) if fmt == "csv" else None
+        self.rows = 0
+        self.preview: list[dict[str, Any]] = []
+        if columns and self.writer is not None:
+            self.writer.writerow(columns)
+
+    def write(self, values: list[dict[str, Any]]) -> None:
+        if not self.columns and values:  # no $metadata columns: take the first row's
+            self.columns = list(values[0])
+            if self.writer is not None:
+                self.writer.writerow(self.columns)
+        for row in values:
+            if self.writer is not None:
+                self.writer.writerow([_csv_value(row.get(c)) for c in self.columns])
+            else:
+                self.out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self.preview.extend(values[: 5 - len(self.preview)])
+        self.rows += len(values)
+
+
+async def _stream_pages(ctx: LocalContext, page_args: dict[str, Any], sink: _RowSink) -> None:
+    """Every page of the entity set into `sink`, one page in memory at a time, however big the table."""
+    sequence = 0
+    while True:
+        page = await _api(ctx, "get_odata_entity_page", {**page_args, "sequence": sequence})
+        sink.write(page.get("value", []) if isinstance(page, dict) else [])
+        if not isinstance(page, dict) or "@odata.nextLink" not in page:
+            return
+        sequence += 1
+
+
+def _exported(ctx: LocalContext, target: Path, entity: str, fmt: str, sink: _RowSink) -> types.CallToolResult:
+    """The result: a resource link over HTTP (the client may be elsewhere), the file's path over stdio."""
+    data: dict[str, Any] = {"rows": sink.rows, "columns": sink.columns, "format": fmt, "preview": sink.preview}
+    summary = f"Exported {sink.rows} rows of {entity} ({len(sink.columns)} columns) as {fmt}"
+    if ctx.settings.transport == "http":
+        uri = f"insights://exports/{target.name}"
+        mime = "text/csv" if fmt == "csv" else "application/jsonl"
+        data["uri"] = uri
+        link = types.ResourceLink(uri=uri, name=target.name, mime_type=mime, size=target.stat().st_size)
+        return types.CallToolResult(
+            content=[types.TextContent(text=f"{summary}: {uri}"), link], structured_content=data
+        )
+    data["path"] = str(target)
+    return _structured(f"{summary} to {target}.", data)
+
+
 async def export_odata_entity(ctx: LocalContext, arguments: dict[str, Any]) -> types.CallToolResult:
     op = ctx.catalog["get_odata_entity_page"]
     fmt = arguments.get("format", "csv")
@@ -201,33 +254,11 @@ async def export_odata_entity(ctx: LocalContext, arguments: dict[str, Any]) -> t
     page_args = {k: arguments[k] for k in ("reportId", "region", "manifestId", "entityType")}
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=".export-", dir=target.parent)
-    rows = 0
-    preview: list[dict[str, Any]] = []
     try:
         columns = await _columns(ctx, arguments["reportId"], entity)
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-            writer = csv.writer(out) if fmt == "csv" else None
-            if writer is not None and columns:
-                writer.writerow(columns)
-            sequence = 0
-            while True:  # one page in memory at a time, however big the table
-                page = await _api(ctx, "get_odata_entity_page", {**page_args, "sequence": sequence})
-                values = page.get("value", []) if isinstance(page, dict) else []
-                if not columns and values:
-                    columns = list(values[0])
-                    if writer is not None:
-                        writer.writerow(columns)
-                for row in values:
-                    if writer is not None:
-                        writer.writerow([_csv_value(row.get(c)) for c in columns])
-                    else:
-                        out.write(json.dumps(row, ensure_ascii=False) + "\n")
-                    if len(preview) < 5:
-                        preview.append(row)
-                rows += len(values)
-                if not isinstance(page, dict) or "@odata.nextLink" not in page:
-                    break
-                sequence += 1
+            sink = _RowSink(out, fmt, columns)
+            await _stream_pages(ctx, page_args, sink)
         os.replace(temp_name, target)  # the file appears whole or not at all
     except InsightsError as exc:
         Path(temp_name).unlink(missing_ok=True)  # noqa: ASYNC240 - one local unlink, microseconds
@@ -235,18 +266,7 @@ async def export_odata_entity(ctx: LocalContext, arguments: dict[str, Any]) -> t
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)  # noqa: ASYNC240 - one local unlink, microseconds
         raise
-    data = {"rows": rows, "columns": columns, "format": fmt, "preview": preview}
-    summary = f"Exported {rows} rows of {entity} ({len(columns)} columns) as {fmt}"
-    if ctx.settings.transport == "http":
-        uri = f"insights://exports/{target.name}"
-        mime = "text/csv" if fmt == "csv" else "application/jsonl"
-        data["uri"] = uri
-        link = types.ResourceLink(uri=uri, name=target.name, mime_type=mime, size=target.stat().st_size)
-        return types.CallToolResult(
-            content=[types.TextContent(text=f"{summary}: {uri}"), link], structured_content=data
-        )
-    data["path"] = str(target)
-    return _structured(f"{summary} to {target}.", data)
+    return _exported(ctx, target, entity, fmt, sink)
 
 
 # -- read_skill and auth_status ----------------------------------------------------------------------------------

@@ -75,10 +75,10 @@ async def test_wait_reports_progress_and_returns_still_running_on_time(sandbox_d
         ids = {"imodelId": BUILDING_ID, "mappingId": mapping["id"]}
         await ok(client, "create_group", **ids, groupName="Everything", query="SELECT * FROM bis.Element")
         run = (await ok(client, "run_extraction", imodelId=BUILDING_ID))["run"]
-        progress: list[tuple[float, float | None, str | None]] = []
+        reported: list[tuple[float, float | None, str | None]] = []
 
-        async def on_progress(value: float, total: float | None, message: str | None) -> None:
-            progress.append((value, total, message))
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            reported.append((progress, total, message))
 
         first = await client.call_tool(
             "wait_for_extraction", {"jobId": run["id"], "waitSeconds": 2}, progress_callback=on_progress
@@ -89,8 +89,8 @@ async def test_wait_reports_progress_and_returns_still_running_on_time(sandbox_d
         assert sum(pauses) <= 2 and status["waitedSeconds"] <= 2  # bounded: it came back instead of holding the call
         if not status["done"]:
             assert status["state"] in ("Queued", "Running") and "again" in status["nextStep"]
-        assert progress and all(total == 2 for _, total, _ in progress)
-        assert all(message and message.split(":")[0] in ("Queued", "Running", "Succeeded") for *_, message in progress)
+        assert reported and all(total == 2 for _, total, _ in reported)
+        assert all(message and message.split(":")[0] in ("Queued", "Running", "Succeeded") for *_, message in reported)
         while not status["done"]:
             status = await ok(client, "wait_for_extraction", jobId=run["id"])
         assert status["state"] == "Succeeded"

@@ -167,7 +167,7 @@ def test_aggregations_are_technical_preview_in_their_tool_descriptions() -> None
     ]
     assert len(ops) == 19
     for op in ops:
-        assert op.preview and tool_definition(op).description.startswith("Preview: "), op.tool
+        assert op.preview and (tool_definition(op).description or "").startswith("Preview: "), op.tool
 
 
 async def test_ecinstanceids_keep_no_format_in_the_tool_but_the_sandbox_still_refuses_non_hex(mcp: Client) -> None:

@@ -24,11 +24,11 @@ HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "app
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
 async def test_http_session(serve_process: tuple[str, subprocess.Popen[bytes]], mode: str) -> None:
     base, _ = serve_process
-    async with Client(f"{base}/mcp", mode=mode) as client:  # type: ignore[arg-type]
+    async with Client(f"{base}/mcp", mode=mode) as client:
         tools = await client.list_tools()
         assert len(tools.tools) == 69
         result = await client.call_tool("list_reports", {"projectId": ITWIN_ID})
-        assert not result.is_error and result.structured_content["reports"] == []  # type: ignore[index]
+        assert not result.is_error and result.structured_content["reports"] == []
         created = await client.call_tool("create_report", {"projectId": ITWIN_ID, "displayName": "Over HTTP"})
         assert not created.is_error
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,36 @@ async def mcp(sandbox_settings: Settings) -> AsyncIterator[Client]:
         server = build_server(sandbox_settings, api)
         async with Client(server, raise_exceptions=True) as client:
             yield client
+
+
+class BriskClock:
+    """Time for in-process servers under test: a pause lasts a tenth of its length in real time but counts in full,
+    so `wait_for_extraction` keeps its pace and limits in (virtual) seconds without holding a test for whole
+    seconds. Tests that check the waiting itself pass their own clock (tests/unit/test_wait_for_extraction.py)."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def now(self) -> float:
+        return time.monotonic() + self.ahead
+
+    async def sleep(self, seconds: float) -> None:
+        real = seconds / 10
+        self.ahead += seconds - real
+        await asyncio.sleep(real)
+
+
+@pytest.fixture(autouse=True)
+def brisk_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every server built by `build_server` without a clock gets a BriskClock (one per tool call)."""
+    from itwin_insights_mcp.server import app
+    from itwin_insights_mcp.server.local_tools import Clock
+
+    def brisk() -> Clock:
+        clock = BriskClock()
+        return Clock(now=clock.now, sleep=clock.sleep)
+
+    monkeypatch.setattr(app, "Clock", brisk)
 
 
 @pytest.fixture(autouse=True)

@@ -84,7 +84,7 @@ def test_conflicting_error_hints_are_refused() -> None:
     assert other.overlay is not None
     twisted = replace(other, overlay=replace(other.overlay, error_hints={code: "other"}))
     with pytest.raises(CatalogError, match=code):
-        Catalog([*ops, twisted]).error_hint(code)
+        Catalog([*ops, twisted])  # refused when the catalog is built, not at the first 404
 
 
 def test_id_listers_come_from_the_overlay() -> None:
@@ -158,3 +158,15 @@ async def test_rows_policy_bounds_only_the_operations_that_declare_it() -> None:
         assert "export_odata_entity" in page["note"]
     service = (await invoke(surface, env, "get_odata_service", {"reportId": "r"})).structured_content
     assert service is not None and len(service["value"]) == 30 and "rowsShown" not in service
+
+
+def test_overlay_references_name_real_tools() -> None:
+    local = {tool.tool for tool in LOCAL_TOOLS}
+    for op in CATALOG:
+        if op.rows is not None and op.rows.export is not None:
+            assert op.rows.export in local, op.tool
+        if op.replaced_by is not None:
+            assert op.deprecated and CATALOG.get(op.replaced_by) is not None, op.tool
+        for name in op.overlay.lists if op.overlay else ():
+            assert op.method == "GET" and op.paging_parameter is not None, op.tool  # a list that pages
+            assert name.endswith("Id"), name

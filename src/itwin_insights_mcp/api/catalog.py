@@ -281,6 +281,11 @@ class Catalog:
             if op.tool in self._by_tool:
                 raise CatalogError(f"Duplicate tool name {op.tool!r}")
             self._by_tool[op.tool] = op
+        self._hints: dict[str, str] = {}  # error code -> next step, from every operation's x-mcp.errorHints
+        for op in self._ops:
+            for code, text in (op.overlay.error_hints if op.overlay else {}).items():
+                if self._hints.setdefault(code, text) != text:
+                    raise CatalogError(f"Two different x-mcp.errorHints for error code {code!r}")
 
     def __iter__(self) -> Iterator[Operation]:
         return iter(self._ops)
@@ -315,18 +320,9 @@ class Catalog:
         """Ids whose valid values a list operation of another family yields (`x-mcp.lists`, e.g. iTwinId)."""
         return {name: op for op in self._ops if op.overlay for name in op.overlay.lists}
 
-    @functools.cached_property
-    def _error_hints(self) -> dict[str, str]:
-        hints: dict[str, str] = {}
-        for op in self._ops:
-            for code, text in (op.overlay.error_hints if op.overlay else {}).items():
-                if hints.setdefault(code, text) != text:
-                    raise CatalogError(f"Two different x-mcp.errorHints for error code {code!r}")
-        return hints
-
     def error_hint(self, code: str) -> str | None:
         """The next step declared for an API error code (`x-mcp.errorHints` of the operation that returns it)."""
-        return self._error_hints.get(code)
+        return self._hints.get(code)
 
     def lister_for_id(self, name: str) -> Operation | None:
         """The list operation for an id named like `mappingId` or `aggregationTableSetId` (for error hints)."""

@@ -34,14 +34,14 @@ echo "== wheel and sdist" >&2
     || { echo "the wheel lacks the report view ($view)" >&2; exit 1; }
 
 echo "== server.json" >&2
-"$PYTHON" -m itwin_insights_mcp.distribution server-json "$OUTDIR"
+"$PYTHON" -m itwin_insights_mcp_build.distribution server-json "$OUTDIR"
 if ! cmp -s server.json "$OUTDIR/server.json"; then
-    echo "server.json is stale: run \`python -m itwin_insights_mcp.distribution server-json .\` and commit it." >&2
+    echo "server.json is stale: run \`python -m itwin_insights_mcp_build.distribution server-json .\` and commit it." >&2
     exit 1
 fi
 
 echo "== Naftiko capability document" >&2
-"$PYTHON" -m itwin_insights_mcp.capability --output "$OUTDIR/itwin-insights.capability.yml"
+"$PYTHON" -m itwin_insights_mcp_build.capability --output "$OUTDIR/itwin-insights.capability.yml"
 if ! cmp -s itwin-insights.capability.yml "$OUTDIR/itwin-insights.capability.yml"; then
     echo "itwin-insights.capability.yml is stale: run \`itwin-insights-mcp capability --output itwin-insights.capability.yml\` and commit it." >&2
     exit 1
@@ -55,7 +55,7 @@ stage="$OUTDIR/mcpb"
 mkdir -p "$stage/wheels"
 cp -R packaging/mcpb/. "$stage/"
 cp "$wheel" "$stage/wheels/"
-"$PYTHON" -m itwin_insights_mcp.distribution mcpb-manifest "$stage"
+"$PYTHON" -m itwin_insights_mcp_build.distribution mcpb-manifest "$stage"
 npx --yes "$MCPB" validate "$stage/manifest.json" >&2
 npx --yes "$MCPB" pack "$stage" "$OUTDIR/itwin-insights-mcp-$version.mcpb" >&2
 

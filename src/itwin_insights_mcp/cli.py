@@ -286,6 +286,22 @@ def _account(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if info.get("signed_in") else 1
 
 
+def _capability(profile: str, output: str | None) -> int:
+    """Write the Naftiko capability document: build-time code, imported only here and only from a source checkout
+    (`pip install -e .`), since the wheel ships without `itwin_insights_mcp_build`."""
+    try:
+        from itwin_insights_mcp_build.capability import write
+    except ImportError:
+        print(
+            "error: `capability` generates a build artefact and needs a source checkout of itwin-insights-mcp "
+            '(pip install -e ".[test]"); the installed package does not include the generator.',
+            file=sys.stderr,
+        )
+        return 2
+    write(profile, output)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     parser = _build_parser()
@@ -312,9 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "tools":
             _print_tools(settings, args.markdown)
         elif args.command == "capability":
-            from .capability import write
-
-            write(settings.profile, args.output)
+            return _capability(settings.profile, args.output)
         else:
             parser.print_help(sys.stderr)
             return 2

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
-import httpx
+import httpx2
 import uvicorn
 from cryptography.fernet import Fernet
 
@@ -74,7 +74,7 @@ class RoundRobin:
         headers = [(k.decode(), v.decode()) for k, v in scope["headers"]]
         hop_by_hop = (b"content-length", b"transfer-encoding", b"connection")
         async with (
-            httpx.AsyncClient(timeout=60) as http,
+            httpx2.AsyncClient(timeout=60) as http,
             http.stream(scope["method"], url, headers=headers, content=body) as reply,
         ):
             await send(
@@ -215,7 +215,7 @@ async def sign_in(authorization_url: str, user: str) -> tuple[str, str | None]:
     """Play the user's browser: follow redirects through the server and the IdP, sign in, consent, and return
     the authorization code and state delivered to the MCP client's redirect URI."""
     location = authorization_url
-    async with httpx.AsyncClient(follow_redirects=False, timeout=30) as browser:
+    async with httpx2.AsyncClient(follow_redirects=False, timeout=30) as browser:
         reply = await browser.get(location)
         for _ in range(30):
             if reply.status_code in (301, 302, 303, 307):

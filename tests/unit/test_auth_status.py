@@ -33,7 +33,7 @@ async def status(settings: Settings) -> dict[str, Any]:
     dumped = result.model_dump_json()
     for secret in (settings.access_token, settings.client_secret):
         assert not secret or secret not in dumped
-    return data
+    return dict(data)
 
 
 def token(**claims: Any) -> str:

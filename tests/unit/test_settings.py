@@ -13,9 +13,9 @@ import pytest
 
 from itwin_insights_mcp import options
 from itwin_insights_mcp.cli import _build_parser, _settings_from, main
-from itwin_insights_mcp.distribution import STDIO_EXCLUDED_ENV_VARS, USER_CONFIG_ENV, mcpb_manifest, server_json
 from itwin_insights_mcp.errors import ConfigError
 from itwin_insights_mcp.settings import OPTIONS, SECRET_ENV_VARS, Option, Settings, markdown_table, options_for
+from itwin_insights_mcp_build.distribution import STDIO_EXCLUDED_ENV_VARS, USER_CONFIG_ENV, mcpb_manifest, server_json
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -101,7 +101,7 @@ def _authenticate(request: Request, sandbox: Sandbox, op: Operation) -> str:
         raise SandboxError(401, "HeaderNotFound", "Header Authorization was not found in the request. Access denied.")
     scheme, _, token = header.partition(" ")
     token = token.strip()
-    if scheme.lower() == "basic" and op.operation_id.startswith("odata") and token:
+    if scheme.lower() == "basic" and "apiKeyBasic" in op.auth_schemes and token:  # the spec's `security`
         email = api_key_user(sandbox.store, token, request.path_params.get("reportId", ""))
         if email is None:
             raise SandboxError(

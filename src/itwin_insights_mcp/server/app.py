@@ -28,7 +28,7 @@ from .client_logs import ClientLogLevels, forwarding_logs
 from .client_logs import session_key as _session_key
 from .compact import call_compact, compact_tools
 from .dispatch import CallEnv, invoke
-from .local_tools import LOCAL_TOOLS
+from .local_tools import LOCAL_TOOLS, Clock
 from .resources import ResourceProvider
 from .results import error_payload, refusal_result
 from .selection import ToolSelection
@@ -84,6 +84,7 @@ def build_server(
     *,
     catalog: Catalog | None = None,
     user_tokens: Callable[[str], TokenProvider] | None = None,
+    clock: Clock | None = None,
 ) -> Server[Any]:
     """A server exposing the selected catalog operations (or the two compact tools), sending calls through `client`.
 
@@ -138,7 +139,7 @@ def build_server(
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
         surface = surface_for(ctx)
         arguments: dict[str, Any] = dict(params.arguments or {})
-        env = CallEnv(client, settings, ctx)
+        env = CallEnv(client, settings, ctx, clock or Clock())  # `clock`: tests run waits on virtual time
         with as_caller(ctx):
             async with forwarding_logs(ctx, log_levels):
                 log.info("tool %s", params.name)

@@ -13,9 +13,9 @@ Naftiko identifiers differ from ours in two places, both mechanical: tool names 
 `$`, so OData-style query options (`$top`) are declared under the tool argument's spelling (`top`) and each such
 operation's description names the wire spelling.
 
-`itwin-insights-mcp capability [--profile P] [--output FILE]` (or `python -m itwin_insights_mcp.capability`) writes
-it; the default profile's document is committed as `itwin-insights.capability.yml` and `packaging/build.sh` fails
-when it is stale.
+`itwin-insights-mcp capability [--profile P] [--output FILE]` (from a source checkout) or
+`python -m itwin_insights_mcp_build.capability` writes it; the default profile's document is committed as
+`itwin-insights.capability.yml` and `packaging/build.sh` fails when it is stale.
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ from typing import Any, cast
 import mcp.types as types
 import yaml
 
-from .api.catalog import Catalog, Family, Operation, load_catalog
+from itwin_insights_mcp.api.catalog import Catalog, Family, Operation, load_catalog
+from itwin_insights_mcp.settings import DEFAULT_API_BASE_URL, ENV_VARS, PROFILES, Settings
+
 from .distribution import AUTHOR, KEYWORDS, SHORT_DESCRIPTION, TITLE
-from .settings import DEFAULT_API_BASE_URL, ENV_VARS, PROFILES, Settings
 
 __all__ = [
     "CAPABILITY_FILE",
@@ -231,8 +232,8 @@ def _mcp_tool(tool: types.Tool, op: Operation | None, catalog: Catalog, consumed
 
 def _resources(catalog: Catalog, consumed: set[str]) -> list[dict[str, Any]]:
     """The skills (a static directory each, plus the computed index) and the two resource templates."""
-    from .server.resources import EXPORT_PREFIX, METADATA_PREFIX
-    from .server.skills import load_skills
+    from itwin_insights_mcp.server.resources import EXPORT_PREFIX, METADATA_PREFIX
+    from itwin_insights_mcp.server.skills import load_skills
 
     skills = load_skills()
     found: list[dict[str, Any]] = [
@@ -285,7 +286,7 @@ def _resources(catalog: Catalog, consumed: set[str]) -> list[dict[str, Any]]:
 
 def _prompts() -> list[dict[str, Any]]:
     """The workflow prompts, their `{arg}` placeholders rewritten as Naftiko's `{{arg}}`."""
-    from .server.resources import PROMPTS
+    from itwin_insights_mcp.server.resources import PROMPTS
 
     prompts = []
     for name, (prompt, template) in PROMPTS.items():
@@ -310,7 +311,7 @@ def _prompts() -> list[dict[str, Any]]:
 
 
 def _skills() -> list[dict[str, Any]]:
-    from .server.skills import load_skills
+    from itwin_insights_mcp.server.skills import load_skills
 
     return [
         {"name": skill, "description": description, "location": f"{SKILLS_LOCATION}/{skill}"}
@@ -323,9 +324,9 @@ def _skills() -> list[dict[str, Any]]:
 
 def capability(profile: str = "reporting-v1") -> dict[str, Any]:
     """The capability document of `profile` (reporting-v1, current or all) as plain data, in a stable order."""
-    from .server.app import INSTRUCTIONS, selection_for
-    from .server.local_tools import LOCAL_TOOLS
-    from .server.tools import ToolSurface
+    from itwin_insights_mcp.server.app import INSTRUCTIONS, selection_for
+    from itwin_insights_mcp.server.local_tools import LOCAL_TOOLS
+    from itwin_insights_mcp.server.tools import ToolSurface
 
     if profile not in PROFILES:
         raise ValueError(f"Unknown profile {profile!r}; one of {', '.join(PROFILES)}.")
@@ -414,8 +415,8 @@ def write(profile: str, output: str | Path | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m itwin_insights_mcp.capability [--profile P] [--output FILE]`; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m itwin_insights_mcp.capability", description=__doc__)
+    """`python -m itwin_insights_mcp_build.capability [--profile P] [--output FILE]`; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m itwin_insights_mcp_build.capability", description=__doc__)
     parser.add_argument("--profile", choices=list(PROFILES), default="reporting-v1", help="which API families")
     parser.add_argument("--output", type=Path, help=f"file to write (default stdout; committed: {CAPABILITY_FILE})")
     args = parser.parse_args(argv)

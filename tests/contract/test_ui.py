@@ -38,7 +38,7 @@ def _settings(sandbox_db: str, **changes: Any) -> Settings:
 async def _client(settings: Settings, mode: str, apps: bool) -> AsyncIterator[Client]:
     async with open_client(settings) as api:
         server = build_server(settings, api)
-        async with Client(server, mode=mode, extensions=[APPS] if apps else None) as client:  # type: ignore[arg-type]
+        async with Client(server, mode=mode, extensions=[APPS] if apps else None) as client:
             yield client
 
 
@@ -69,7 +69,8 @@ async def test_declaring_the_extension_links_the_page_tool_and_lists_the_app_onl
         assert _ui(tools[PAGE_TOOL]) == {"resourceUri": VIEW_URI, "visibility": ["app"]}
         linked = {name for name, tool in tools.items() if _ui(tool) is not None}
         assert {"get_odata_entity_page", PAGE_TOOL} <= linked <= {*VIEW_TOOLS, PAGE_TOOL}
-        assert tools[PAGE_TOOL].annotations is not None and tools[PAGE_TOOL].annotations.read_only_hint is True
+        hints = tools[PAGE_TOOL].annotations
+        assert hints is not None and hints.read_only_hint is True
         listed = [r for r in (await client.list_resources()).resources if str(r.uri) == VIEW_URI]
         assert len(listed) == 1 and listed[0].mime_type == APP_MIME_TYPE
 
@@ -103,7 +104,7 @@ async def test_the_text_content_stays_complete_for_hosts_that_see_only_text(sand
             pages = await publish_takeoff(client)
             result = await client.call_tool("get_odata_entity_page", pages["Walls"])
             assert not result.is_error
-            rows = result.structured_content["value"]  # type: ignore[index]
+            rows = result.structured_content["value"]
             text = text_of(result)
             texts.append(text.replace(pages["Walls"]["reportId"], "R").replace(pages["Walls"]["manifestId"], "M"))
             assert rows and all(str(row["ECInstanceId"]) in text for row in rows)

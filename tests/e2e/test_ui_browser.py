@@ -88,7 +88,7 @@ APPS = advertise("io.modelcontextprotocol/ui", {"mimeTypes": ["text/html;profile
 
 async def _offered(url: str, mode: str, apps: bool) -> bool:
     """Whether this client sees the view: the page tool's link and the app-only tool."""
-    async with Client(url, mode=mode, extensions=[APPS] if apps else None) as client:  # type: ignore[arg-type]
+    async with Client(url, mode=mode, extensions=[APPS] if apps else None) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
         linked = (tools["get_odata_entity_page"].meta or {}).get("ui") is not None
         assert linked == ("view_odata_page" in tools)
@@ -109,7 +109,8 @@ def test_only_http_clients_that_declare_the_extension_are_offered_the_view(sandb
 
 def _cells(frame: Any, column: str, columns: list[str]) -> list[str]:
     index = columns.index(column)
-    return frame.locator(f"#table tbody tr td:nth-child({index + 1})").all_inner_texts()
+    texts: list[str] = frame.locator(f"#table tbody tr td:nth-child({index + 1})").all_inner_texts()
+    return texts
 
 
 def test_the_report_view_renders_sorts_charts_and_pages_in_chromium(server: str, tmp_path: Path) -> None:

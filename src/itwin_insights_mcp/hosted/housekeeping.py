@@ -12,9 +12,10 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from starlette.applications import Starlette
+from starlette.types import Lifespan
 
 from .state import SharedState
 
@@ -51,4 +52,4 @@ def run_during_lifespan(app: Starlette, work: Callable[[], Awaitable[None]], sta
                 if state is not None:
                     await asyncio.to_thread(state.close)
 
-    app.router.lifespan_context = lifespan
+    app.router.lifespan_context = cast("Lifespan[Any]", lifespan)  # yields whatever the inner lifespan yields

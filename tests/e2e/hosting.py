@@ -160,13 +160,16 @@ def deployment(sandbox_db: str, workdir: Path, state_db: str | None = None) -> I
     logs: list[Path] = []
     processes: list[subprocess.Popen[bytes]] = []
 
+    readiness: list[tuple[str, subprocess.Popen[bytes]]] = []
+
     def start(name: str, command: list[str], env: dict[str, str], ready: str) -> None:
+        """Launch now, wait later: the four processes start side by side (none needs another to start)."""
         log = workdir / f"{name}.log"
         logs.append(log)
         handle = log.open("wb")
         process = subprocess.Popen(command, env=env, stdout=handle, stderr=subprocess.STDOUT)
         processes.append(process)
-        wait_for(ready, process)
+        readiness.append((ready, process))
 
     state_key = Fernet.generate_key().decode()
     try:
@@ -211,6 +214,8 @@ def deployment(sandbox_db: str, workdir: Path, state_db: str | None = None) -> I
                 env,
                 f"http://127.0.0.1:{ports[replica]}/healthz",
             )
+        for ready, process in readiness:
+            wait_for(ready, process)
         balancer = RoundRobin([f"http://127.0.0.1:{ports['a']}", f"http://127.0.0.1:{ports['b']}"])
         with _uvicorn(balancer, ports["lb"]):
             yield Deployment(public, idp, sandbox_db, state_db, state_key, logs, balancer, processes)

@@ -27,6 +27,7 @@ from mcp import Client
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from pydantic import AnyUrl
 
 from ..conftest import BUILDING_ID
 from .hosting import CLIENT_REDIRECT, TLS, Deployment, deployment, sign_in
@@ -80,7 +81,7 @@ def sdk_auth(url: str, user: str, storage: MemoryStorage) -> OAuthClientProvider
 
     metadata = OAuthClientMetadata(
         client_name=f"test client of {user}",
-        redirect_uris=[CLIENT_REDIRECT],
+        redirect_uris=[AnyUrl(CLIENT_REDIRECT)],
         grant_types=["authorization_code", "refresh_token"],
         response_types=["code"],
         token_endpoint_auth_method="none",
@@ -158,7 +159,7 @@ async def test_sdk_client_discovers_registers_signs_in_and_refreshes(hosted: Dep
     ):
         created = await client.call_tool("create_mapping", {"imodelId": BUILDING_ID, "mappingName": "AliceMap"})
         assert not created.is_error
-        assert created.structured_content["mapping"]["createdBy"] == "alice@example.com"  # type: ignore[index]
+        assert created.structured_content["mapping"]["createdBy"] == "alice@example.com"
     assert storage.tokens is not None and storage.tokens.refresh_token and storage.client is not None
     first_refresh = storage.tokens.refresh_token
     claims = jwt.decode(storage.tokens.access_token, options={"verify_signature": False})

@@ -264,6 +264,9 @@ async def test_a_rotated_signing_key_is_fetched_once() -> None:
     with pytest.raises(AuthError, match="key it does not publish"):
         await client.verify_id_token(provider.id_token(), "n1")
     assert provider.jwks_fetches == 3  # one more try, not a loop
+    with pytest.raises(AuthError, match="key it does not publish"):
+        await OidcClient(AUTHORITY, CLIENT, transport=provider.transport).verify_id_token(provider.id_token(), "n1")
+    assert provider.jwks_fetches == 4  # a set fetched just now is not fetched twice
 
 
 def test_claims_are_read_with_pyjwt_for_display_only() -> None:

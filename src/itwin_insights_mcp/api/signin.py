@@ -328,15 +328,17 @@ class OidcClient:
         return claims
 
     async def _signing_key(self, kid: object) -> Any:
-        """The JWKS key named `kid` (or the only key); the set is fetched again once for an unknown kid (rotation)."""
-        for fresh in (False, True):
-            if self._jwks is None or fresh:
-                self._jwks = await self._fetch_jwks()
-            keys = self._jwks.keys
-            found = [k for k in keys if k.key_id == kid] if kid is not None else keys[:1] if len(keys) == 1 else []
-            if found:
-                return found[0].key
-        raise AuthError("The identity provider's ID token is signed with a key it does not publish.")
+        """The JWKS key named `kid` (or the only key); a cached set is fetched again once for an unknown kid."""
+        cached = self._jwks is not None
+        if self._jwks is None:
+            self._jwks = await self._fetch_jwks()
+        key = _pick(self._jwks, kid)
+        if key is None and cached:  # the provider may have rotated its keys since they were fetched
+            self._jwks = await self._fetch_jwks()
+            key = _pick(self._jwks, kid)
+        if key is None:
+            raise AuthError("The identity provider's ID token is signed with a key it does not publish.")
+        return key
 
     async def _fetch_jwks(self) -> jwt.PyJWKSet:
         uri = (await self.config()).jwks_uri
@@ -349,3 +351,10 @@ class OidcClient:
             return jwt.PyJWKSet.from_dict(resp.json())
         except (httpx2.HTTPError, ValueError, jwt.PyJWTError) as exc:
             raise AuthError(f"The identity provider's keys at {uri} are unreadable ({type(exc).__name__}).") from None
+
+
+def _pick(jwks: jwt.PyJWKSet, kid: object) -> Any | None:
+    """The key named `kid`; without a kid, the only key of the set."""
+    if kid is None:
+        return jwks.keys[0].key if len(jwks.keys) == 1 else None
+    return next((k.key for k in jwks.keys if k.key_id == kid), None)

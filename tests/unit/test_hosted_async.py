@@ -225,6 +225,32 @@ async def test_invalidate_does_no_io_and_a_token_stored_meanwhile_is_used(
     assert ims.grants == []  # no refresh was needed
 
 
+async def test_a_write_waiting_on_a_locked_database_leaves_the_event_loop_free(tmp_path: Path) -> None:
+    """Another replica holds SQLite's write lock for 0.5 s: our write waits for it, the event loop does not."""
+    import sqlite3
+
+    path = str(tmp_path / "state.db")
+    state = SharedState(path, Fernet.generate_key().decode())
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.5, lambda: other.execute("COMMIT"))
+    release.start()
+    write = asyncio.ensure_future(
+        state.atomic(lambda conn: conn.execute("INSERT INTO oauth_pending VALUES ('p', '{}', 0)"))
+    )
+    ticks, started = 0, time.monotonic()
+    while not write.done():
+        await asyncio.sleep(0.01)
+        ticks += 1
+    await write
+    waited = time.monotonic() - started
+    release.join()
+    other.close()
+    state.close()
+    assert waited >= 0.4  # the write really waited for the lock...
+    assert ticks >= 20  # ...while the loop kept running (a blocking call would allow one tick)
+
+
 async def stale_rows(state: SharedState) -> int:
     row = await state.one("SELECT COUNT(*) FROM oauth_pending WHERE id LIKE 'stale%'", ())
     assert row is not None

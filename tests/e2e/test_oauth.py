@@ -14,8 +14,8 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull,
 from pydantic import AnyUrl
 
 from ..conftest import BUILDING_ID
-from .hosting import CLIENT_REDIRECT, Deployment, deployment, sign_in
+from .hosting import CLIENT_REDIRECT, TLS, Deployment, deployment, sign_in
 from .postgres import postgres_server
 
 pytestmark = pytest.mark.anyio
@@ -94,19 +94,25 @@ def sdk_auth(url: str, user: str, storage: MemoryStorage) -> OAuthClientProvider
     )
 
 
-async def tool(url: str, token: str, name: str, arguments: dict[str, Any]) -> Any:
+@asynccontextmanager
+async def mcp_session(url: str, token: str) -> AsyncIterator[Client]:
+    """One MCP session of a user holding `token` (each of its requests may reach either replica)."""
     async with (
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60) as http,
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60, verify=TLS) as http,
         Client(streamable_http_client(f"{url}/mcp", http_client=http), mode="legacy") as client,
     ):
-        result = await client.call_tool(name, arguments)
-        assert not result.is_error, result.content
-        return result.structured_content
+        yield client
+
+
+async def tool(client: Client, name: str, arguments: dict[str, Any]) -> Any:
+    result = await client.call_tool(name, arguments)
+    assert not result.is_error, result.content
+    return result.structured_content
 
 
 async def manual_login(deploy: Deployment, user: str) -> dict[str, Any]:
     """Register, authorize with PKCE and exchange the code by hand; returns the client and the token reply."""
-    async with httpx2.AsyncClient(timeout=30) as http:
+    async with httpx2.AsyncClient(timeout=30, verify=TLS) as http:
         registered = (
             await http.post(
                 f"{deploy.url}/register",
@@ -284,9 +290,10 @@ async def test_fifty_sessions_of_five_users_never_cross(hosted: Deployment) -> N
 
     async def session(user: str, index: int) -> str:
         name = f"{user}_{index}"
-        created = await tool(hosted.url, tokens[user], "create_mapping", {"imodelId": BUILDING_ID, "mappingName": name})
-        mapping_id = created["mapping"]["id"]
-        got = await tool(hosted.url, tokens[user], "get_mapping", {"imodelId": BUILDING_ID, "mappingId": mapping_id})
+        async with mcp_session(hosted.url, tokens[user]) as client:
+            created = await tool(client, "create_mapping", {"imodelId": BUILDING_ID, "mappingName": name})
+            mapping_id = created["mapping"]["id"]
+            got = await tool(client, "get_mapping", {"imodelId": BUILDING_ID, "mappingId": mapping_id})
         assert got["mapping"]["createdBy"] == f"{user}@example.com"
         return str(mapping_id)
 

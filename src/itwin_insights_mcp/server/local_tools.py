@@ -287,13 +287,9 @@ async def read_skill(ctx: LocalContext, arguments: dict[str, Any]) -> types.Call
 
 def _claims(token: str) -> dict[str, Any]:
     """Claims of a JWT, read without verification, only to say who is signed in (never the token itself)."""
-    import jwt
+    from ..api.signin import unverified_claims
 
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        return {}
-    return claims if isinstance(claims, dict) else {}
+    return unverified_claims(token)
 
 
 def _scopes(value: Any) -> list[str] | None:

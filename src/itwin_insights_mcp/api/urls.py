@@ -1,4 +1,5 @@
-"""Redirect URIs and Client ID Metadata Document URLs, parsed into parts and judged by their parts.
+"""URLs parsed strictly into parts and judged by their parts: OAuth redirect URIs, Client ID Metadata Document
+URLs (hosted mode) and the identity provider's endpoints (`signin.py`: https, or http on loopback only).
 
 Why: a glob over the raw string let `http://127.0.0.1:80@evil.example/cb` pass for `http://127.0.0.1:*` (its host is
 `evil.example`), and a `startswith("http://localhost")` test let `http://localhost@192.0.2.2/x` pass for loopback.

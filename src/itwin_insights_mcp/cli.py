@@ -226,7 +226,7 @@ async def _serve_sandbox(host: str, port: int, settings: Settings, token: str | 
     import uvicorn
 
     from .sandbox.app import create_app
-    from .sandbox.jobs import SandboxLimits
+    from .sandbox.engine.jobs import SandboxLimits
 
     db = settings.sandbox_db
     app = create_app(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 
 from itwin_insights_mcp.sandbox import imodel as im
-from itwin_insights_mcp.sandbox.ecsql import QueryTranslationError, TranslatedQuery, translate
+from itwin_insights_mcp.sandbox.engine.ecsql import QueryTranslationError, TranslatedQuery, translate
 
 M1 = "m1"
 SITE = "site-1"

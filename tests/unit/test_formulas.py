@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from itwin_insights_mcp.sandbox.formulas import (
+from itwin_insights_mcp.sandbox.engine.formulas import (
     DataType,
     Formula,
     FormulaError,

@@ -25,9 +25,9 @@ from ..api.catalog import Catalog, Operation, load_catalog
 from ..api.validation import problems
 from .apikeys import api_key_user
 from .context import CONTEXT_HANDLERS
+from .engine.jobs import JobRunner, SandboxLimits
 from .gm import GM_HANDLERS
 from .http import INVALID_REQUEST_CODES, Call, SandboxError, error_response
-from .jobs import JobRunner, SandboxLimits
 from .reporting import REPORTING_HANDLERS
 from .reporting_v2 import REPORTING_V2_HANDLERS
 from .seed import ensure_seeded

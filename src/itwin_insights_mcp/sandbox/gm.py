@@ -17,7 +17,7 @@ from typing import Any
 from starlette.responses import Response
 
 from .audit import audit
-from .extraction import extracted_rows, extracted_tables
+from .engine.extraction import extracted_rows, extracted_tables
 from .http import Call, SandboxError, json_response, not_found, offset_page, page_response
 from .reporting import (
     CALCULATED_QUANTITY,

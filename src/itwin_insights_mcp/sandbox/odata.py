@@ -16,7 +16,7 @@ from xml.sax.saxutils import quoteattr
 
 from starlette.responses import Response
 
-from .extraction import extracted_rows, extracted_tables
+from .engine.extraction import extracted_rows, extracted_tables
 from .http import MAX_SEQ, Call, json_response, not_found
 
 __all__ = ["EDM_TYPES", "ODATA_HANDLERS", "EntitySet", "entity_sets"]

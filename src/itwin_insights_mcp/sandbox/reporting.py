@@ -15,7 +15,7 @@ from typing import Any
 from starlette.responses import Response
 
 from .audit import audit
-from .formulas import FormulaError, check
+from .engine.formulas import FormulaError, check
 from .http import Call, SandboxError, json_response, not_found, page_response
 from .odata import ODATA_HANDLERS
 from .store import Record, Store, now_iso

@@ -16,7 +16,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import PromptReference, ResourceLink, ResourceTemplateReference
 
 from itwin_insights_mcp.backend import open_client
-from itwin_insights_mcp.sandbox.store import add_generated_imodel
+from itwin_insights_mcp.sandbox.imodels.seed import add_generated_imodel
 from itwin_insights_mcp.server.app import build_server
 from itwin_insights_mcp.settings import Settings
 

@@ -1,4 +1,4 @@
-"""The custom-calculation formula language (sandbox/formulas.py): parsing, typing, group checks and evaluation."""
+"""The custom-calculation formula language (engine/formulas.py): parsing, typing, group checks and evaluation."""
 
 from __future__ import annotations
 

@@ -28,9 +28,9 @@ from .context import CONTEXT_HANDLERS
 from .engine.jobs import JobRunner, SandboxLimits
 from .gm import GM_HANDLERS
 from .http import INVALID_REQUEST_CODES, Call, SandboxError, error_response
+from .imodels.seed import ensure_seeded
 from .reporting import REPORTING_HANDLERS
 from .reporting_v2 import REPORTING_V2_HANDLERS
-from .seed import ensure_seeded
 from .store import Store, now_iso
 
 __all__ = ["HANDLERS", "Sandbox", "create_app"]

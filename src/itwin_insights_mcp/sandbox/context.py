@@ -12,7 +12,7 @@ from typing import Any
 from starlette.responses import Response
 
 from .http import DEFAULT_PAGE_SIZE, Call, SandboxError, json_response, offset_page
-from .imodel import SANDBOX_ITWINS
+from .imodels.records import SANDBOX_ITWINS
 
 __all__ = ["CONTEXT_HANDLERS"]
 

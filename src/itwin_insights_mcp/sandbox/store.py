@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Record", "Store", "add_generated_imodel", "now_iso"]
+__all__ = ["Record", "Store", "now_iso"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -187,14 +187,3 @@ class Store:
             "INSERT OR REPLACE INTO sandbox_imodels (id, itwin_id, data) VALUES (?, ?, ?)",
             (data["id"], data["iTwinId"], json.dumps(dict(data))),
         )
-
-
-def add_generated_imodel(db_path: str, *, elements: int, name: str | None, seed: int) -> tuple[str, int]:
-    """Generate an extra iModel of `elements` physical elements into the sandbox database (for benchmarks)."""
-    from .seed import add_generated
-
-    store = Store(db_path)
-    try:
-        return add_generated(store, elements=elements, name=name, seed=seed)
-    finally:
-        store.close()

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..imodel import ELEMENT_COLUMN_PROPERTIES, id64
+from ..imodels.schema import ELEMENT_COLUMN_PROPERTIES, id64
 from . import formulas
 from .ecsql import QueryTranslationError, translate
 

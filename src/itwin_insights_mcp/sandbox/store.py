@@ -147,6 +147,18 @@ class Store:
     def delete_children(self, kind: str, parent: str) -> None:
         self.conn.execute("DELETE FROM records WHERE kind = ? AND parent = ?", (kind, parent))
 
+    def delete_all(self, kind: str, record_id: str) -> None:
+        """Every record of `kind` with this id, whatever its parent (e.g. all links to one mapping)."""
+        self.conn.execute("DELETE FROM records WHERE kind = ? AND id = ?", (kind, record_id))
+
+    def record_request(self, at: str, method: str, path: str, user_email: str, body: str) -> None:
+        """Keep who called what (the sandbox's `record` mode, for identity tests)."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO sandbox_requests (at, method, path, user_email, body) VALUES (?, ?, ?, ?, ?)",
+                (at, method, path, user_email, body),
+            )
+
     def page(
         self,
         kind: str,

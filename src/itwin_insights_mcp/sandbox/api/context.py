@@ -1,4 +1,4 @@
-"""Handlers for the discovery endpoints: iTwins (v1) and iModels (v2), over the sandbox's own iTwin and iModels.
+"""Discovery adapters: iTwins (v1) and iModels (v2), over the sandbox's own iTwin and iModels.
 
 They follow platform-context-api.md: minimal items unless `Prefer: return=representation`, `_links` with self,
 prev and next (null where there is no page), `$skip` paging for iTwins and continuation tokens for iModels.
@@ -11,10 +11,11 @@ from typing import Any
 
 from starlette.responses import Response
 
-from .http import DEFAULT_PAGE_SIZE, Call, SandboxError, json_response, offset_page
-from .imodels.records import SANDBOX_ITWINS
+from ..errors import SandboxError
+from ..imodels.records import SANDBOX_ITWINS
+from ..wire import DEFAULT_PAGE_SIZE, Call, json_response, offset_page
 
-__all__ = ["CONTEXT_HANDLERS"]
+__all__ = ["IMODELS_HANDLERS", "ITWINS_HANDLERS"]
 
 _ITWIN_MINIMAL = ("id", "class", "subClass", "type", "number", "displayName")
 _IMODEL_MINIMAL = ("id", "displayName")
@@ -132,12 +133,11 @@ def get_itwin(call: Call) -> Response:
 
 
 def _imodel_out(call: Call, imodel: dict[str, Any]) -> dict[str, Any]:
-    base = f"/imodels/{imodel['id']}"
     out = {k: v for k, v in imodel.items() if k != "changesets"}
     out["_links"] = {
         "creator": None,
-        "changesets": call.href(f"{base}/changesets"),
-        "namedVersions": call.href(f"{base}/namedversions"),
+        "changesets": call.link(f"/{imodel['id']}/changesets"),
+        "namedVersions": call.link(f"/{imodel['id']}/namedversions"),
     }
     return out
 
@@ -186,18 +186,19 @@ def list_changesets(call: Call) -> Response:
         items = [c for c in items if c["index"] <= int(q["lastIndex"])]
     items.sort(key=lambda c: int(c["index"]), reverse=str(q.get("$orderBy", "index")).endswith("desc"))
     full = _wants_representation(call)
-    base = f"/imodels/{imodel['id']}/changesets"
     shaped = []
     for cs in items:
         out = dict(cs) if full else _pick(cs, _CHANGESET_MINIMAL)
-        out["_links"] = {"self": call.href(f"{base}/{cs['id']}"), "creator": None}
+        out["_links"] = {"self": call.link(f"/{imodel['id']}/changesets/{cs['id']}"), "creator": None}
         shaped.append(out)
     return offset_page(call, "changesets", shaped)
 
 
-CONTEXT_HANDLERS: dict[str, Callable[[Call], Response]] = {
+ITWINS_HANDLERS: dict[str, Callable[[Call], Response]] = {
     "get-my-itwins": list_itwins,
     "get-itwin": get_itwin,
+}
+IMODELS_HANDLERS: dict[str, Callable[[Call], Response]] = {
     "get-itwin-imodels": list_imodels,
     "get-imodel-details": get_imodel,
     "get-imodel-changesets": list_changesets,

@@ -1,6 +1,6 @@
 """The sandbox's HTTP plumbing: errors as the API writes them, the per-request `Call`, paging and links.
 
-One exception type (`SandboxError`) becomes the API's error body in one place (`error_response`).
+One exception type (`errors.SandboxError`) becomes the API's error body in one place (`error_response`).
 """
 
 from __future__ import annotations
@@ -9,21 +9,21 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ..api.catalog import Operation
-from .store import Record, Store, now_iso
+from .domain.caller import Caller
+from .errors import SandboxError
+from .runtime import Sandbox
+from .store import Record, Store
 
-if TYPE_CHECKING:
-    from .app import Sandbox
-
-__all__ = ["Call", "SandboxError", "error_response", "json_response", "not_found", "offset_page", "page_response"]
+__all__ = ["Call", "error_response", "json_response", "offset_page", "page_response"]
 
 # The 422 code each family uses for a bad request (reference §2.4 and platform-context §4).
 INVALID_REQUEST_CODES = {
@@ -39,23 +39,6 @@ _LONG_RUN = re.compile(r"\S{81,}")
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 
-@dataclass
-class SandboxError(Exception):
-    """An API error reply: status, code, message, and optionally the bad field and per-field details."""
-
-    status: int
-    code: str
-    message: str
-    target: str | None = None
-    details: Sequence[Mapping[str, Any]] = ()
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-
-def not_found(code: str, label: str, target: str | None = "id") -> SandboxError:
-    """404 in the API's wording: "Requested <Entity> is not available."."""
-    return SandboxError(404, code, f"Requested {label} is not available.", target)
-
-
 def brief(message: str) -> str:
     """`message` with every run of more than 80 non-blank characters cut to a 40-character prefix, and at most
     MAX_MESSAGE_LENGTH characters in all: an error quotes a short prefix of a bad value, never all of it."""
@@ -63,8 +46,9 @@ def brief(message: str) -> str:
     return short if len(short) <= MAX_MESSAGE_LENGTH else short[:MAX_MESSAGE_LENGTH] + "..."
 
 
-def error_response(error: SandboxError) -> Response:
-    body: dict[str, Any] = {"code": error.code, "message": brief(error.message)}
+def error_response(error: SandboxError, invalid_code: str = "InvalidInsightsRequest") -> Response:
+    """The API's error body for `error`; a 422 without a code gets the family's `invalid_code`."""
+    body: dict[str, Any] = {"code": error.code or invalid_code, "message": brief(error.message)}
     if error.target is not None:
         body["target"] = brief(error.target)
     if error.details:
@@ -127,14 +111,10 @@ class Call:
     sandbox: Sandbox
     user_email: str
 
-    def created(self) -> dict[str, str]:
-        """The stamps of a new entity: created and last modified now, by the caller."""
-        now = now_iso()
-        return {"createdOn": now, "createdBy": self.user_email, "modifiedOn": now, "modifiedBy": self.user_email}
-
-    def modified(self) -> dict[str, str]:
-        """The stamps of a change: modified now, by the caller."""
-        return {"modifiedOn": now_iso(), "modifiedBy": self.user_email}
+    @property
+    def caller(self) -> Caller:
+        """Who acts, on which store: what the domain rules need from a request."""
+        return Caller(self.store, self.user_email)
 
     @property
     def base_url(self) -> str:
@@ -143,6 +123,15 @@ class Call:
 
     def href(self, path: str) -> dict[str, str]:
         return {"href": self.base_url + path}
+
+    def link(self, path: str, family: str | None = None) -> dict[str, str]:
+        """A link to `path` under a family's base path from the catalog (this request's family by default)."""
+        base = self.op.family.base_path if family is None else self.sandbox.base_paths[family]
+        return self.href(base.rstrip("/") + path)
+
+    def url(self, path: str) -> str:
+        """The absolute URL of `path` under this request's family's base path."""
+        return self.base_url + self.op.family.base_path.rstrip("/") + path
 
     @property
     def invalid_code(self) -> str:

@@ -31,6 +31,9 @@ INVALID_REQUEST_CODES = {
     "itwins-v1": "InvalidiTwinsRequest",
     "imodels-v2": "InvalidiModelsRequest",
 }
+# Families whose list links end the collection with `/` (`.../collection/?$top=...`): Reporting v1's Swagger
+# examples and the official client's URL builders; the other families keep the path as asked.
+SLASHED_LIST_LINKS = frozenset({"reporting-v1"})
 DEFAULT_PAGE_SIZE = 100  # not documented; the reference's examples use 100
 MAX_SEQ = (1 << 63) - 1  # SQLite's INTEGER range: positions beyond it cannot exist
 MAX_TOKEN_LENGTH = 512  # our tokens are ~30 characters; anything far longer was not issued by us
@@ -141,16 +144,12 @@ class Call:
         return SandboxError(422, self.invalid_code, message, target)
 
     def page_url(self, **replace: Any) -> str:
-        """This request's absolute URL with some query parameters replaced (for `_links`).
-
-        Reporting v1 lists link as `.../collection/?$top=...`, the form in every Swagger example and the official
-        client's URL builders; other families keep the path as asked.
-        """
+        """This request's absolute URL with some query parameters replaced (for `_links`; see SLASHED_LIST_LINKS)."""
         params = dict(self.request.query_params)
         params.update({k: str(v) for k, v in replace.items()})
         query = urlencode(params, safe="$,")
         path = self.request.url.path
-        if self.op.family.name == "reporting-v1" and not path.endswith("/"):
+        if self.op.family.name in SLASHED_LIST_LINKS and not path.endswith("/"):
             path += "/"
         return f"{self.base_url}{path}" + (f"?{query}" if query else "")
 

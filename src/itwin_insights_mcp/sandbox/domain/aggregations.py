@@ -42,6 +42,7 @@ def _changes(changes: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, A
 
 
 def table_set(store: Store, set_id: str, target: str = "aggregationTableSetId") -> Record:
+    """A table set by id; 404 AggregationTableSetNotFound naming `target`."""
     record = store.get("table_set", set_id)
     if record is None:
         raise not_found("AggregationTableSetNotFound", "Aggregation Table Set", target)
@@ -49,6 +50,7 @@ def table_set(store: Store, set_id: str, target: str = "aggregationTableSetId") 
 
 
 def agg_table(store: Store, set_id: str, table_id: str) -> Record:
+    """A table of the set; 404 for an unknown set or table."""
     parent = table_set(store, set_id)
     record = store.get("agg_table", table_id, parent=parent.id)
     if record is None:
@@ -57,6 +59,7 @@ def agg_table(store: Store, set_id: str, table_id: str) -> Record:
 
 
 def agg_property(store: Store, set_id: str, table_id: str, property_id: str) -> Record:
+    """A property of the table; 404 for an unknown set, table or property."""
     table = agg_table(store, set_id, table_id)
     record = store.get("agg_property", property_id, parent=table.id)
     if record is None:
@@ -85,6 +88,7 @@ def create_table_set(
 
 
 def update_table_set(caller: Caller, set_id: str, changes: Mapping[str, Any]) -> Record:
+    """Change the set's name or description, stamped."""
     with caller.store.transaction():
         record = table_set(caller.store, set_id)
         data = {**record.data, **_changes(changes, TABLE_SET_FIELDS), **caller.modified()}
@@ -111,6 +115,7 @@ def _check_table_name(store: Store, set_id: str, name: str, exclude: str | None 
 
 
 def create_agg_table(store: Store, set_id: str, *, name: str, description: str, source_table: str) -> Record:
+    """A new table over one output table of the set's mapping (409 on a name clash)."""
     with store.transaction():
         parent = table_set(store, set_id)
         _check_table_name(store, parent.id, name)
@@ -122,6 +127,7 @@ def create_agg_table(store: Store, set_id: str, *, name: str, description: str, 
 
 
 def update_agg_table(store: Store, set_id: str, table_id: str, changes: Mapping[str, Any]) -> Record:
+    """Change the table's fields (409 when the new name is taken)."""
     with store.transaction():
         record = agg_table(store, set_id, table_id)
         if "tableName" in changes:
@@ -130,6 +136,7 @@ def update_agg_table(store: Store, set_id: str, table_id: str, changes: Mapping[
 
 
 def delete_agg_table(store: Store, set_id: str, table_id: str) -> None:
+    """The table and its properties."""
     with store.transaction():
         record = agg_table(store, set_id, table_id)
         store.delete_children("agg_property", record.id)
@@ -139,6 +146,7 @@ def delete_agg_table(store: Store, set_id: str, table_id: str) -> None:
 def create_agg_property(
     store: Store, set_id: str, table_id: str, *, name: str, source_property: str, kind: str
 ) -> Record:
+    """A new GroupBy/Count/Sum property of the table (409 on a name clash)."""
     with store.transaction():
         table = agg_table(store, set_id, table_id)
         for other in store.children("agg_property", table.id):
@@ -158,11 +166,13 @@ def create_agg_property(
 def update_agg_property(
     store: Store, set_id: str, table_id: str, property_id: str, changes: Mapping[str, Any]
 ) -> Record:
+    """Change the property's fields."""
     with store.transaction():
         record = agg_property(store, set_id, table_id, property_id)
         return store.update(record, {**record.data, **_changes(changes, PROPERTY_FIELDS)})
 
 
 def delete_agg_property(store: Store, set_id: str, table_id: str, property_id: str) -> None:
+    """One aggregation property."""
     with store.transaction():
         store.delete(agg_property(store, set_id, table_id, property_id))

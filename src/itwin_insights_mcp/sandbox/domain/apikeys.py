@@ -102,11 +102,13 @@ def create_key(caller: Caller, report_id: str, display_name: str, expires_at: st
 
 
 def rename_key(caller: Caller, key_id: str, display_name: str) -> Record:
+    """Rename one of the caller's keys."""
     with caller.store.transaction():
         record = own_key(caller.store, caller.user_email, key_id)
         return caller.store.update(record, {**record.data, "displayName": display_name})
 
 
 def revoke_key(caller: Caller, key_id: str) -> None:
+    """Revoke (delete) one of the caller's keys."""
     with caller.store.transaction():
         caller.store.delete(own_key(caller.store, caller.user_email, key_id))

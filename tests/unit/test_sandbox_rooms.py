@@ -10,7 +10,7 @@ import httpx2
 import pytest
 
 from itwin_insights_mcp.api.catalog import Catalog, load_catalog
-from itwin_insights_mcp.sandbox.app import create_app
+from itwin_insights_mcp.sandbox.app import API_KEY_OPERATIONS, FAMILIES, HANDLERS, create_app
 from itwin_insights_mcp.sandbox.domain import groups, mappings, properties
 from itwin_insights_mcp.sandbox.domain.audit import trail
 from itwin_insights_mcp.sandbox.domain.caller import Caller
@@ -135,3 +135,13 @@ async def test_routes_and_links_follow_the_catalog_base_paths(sandbox_db: str) -
         assert v1.status_code == 200, v1.text
         hrefs = {m["_links"]["imodel"]["href"] for m in v1.json()["mappings"]}
         assert hrefs == {f"http://sandbox.test/imodels-moved/{BUILDING_ID}"}
+
+
+def test_each_family_is_served_by_adapters_that_do_not_overlap() -> None:
+    """One handler per (family, operation): no adapter silently replaces another's, and every one is routed."""
+    for family, adapters in FAMILIES.items():
+        ids = [op_id for adapter in adapters for op_id in adapter]
+        assert len(ids) == len(set(ids)), family
+    catalog_keys = {op.key for op in load_catalog()}
+    assert set(HANDLERS) == catalog_keys
+    assert {k for k in catalog_keys if k[1].startswith("odata")} == API_KEY_OPERATIONS

@@ -52,7 +52,12 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     for op_id, handler in adapter.items()
 }
 # The OData feed also accepts an API key as Basic credentials (how Power BI and Excel call it).
-API_KEY_OPERATIONS = frozenset((family, op_id) for family in FAMILIES for op_id in odata.HANDLERS)
+API_KEY_OPERATIONS = frozenset(
+    (family, op_id)
+    for family, adapters in FAMILIES.items()
+    if any(adapter is odata.HANDLERS for adapter in adapters)
+    for op_id in odata.HANDLERS
+)
 
 DEFAULT_USER_EMAIL = "sandbox.user@example.com"
 _UNAUTHORIZED = (

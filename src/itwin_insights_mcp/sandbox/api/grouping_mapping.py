@@ -21,6 +21,7 @@ from ..domain.imodels import imodel
 from ..errors import SandboxError, conflict, invalid, not_found
 from ..store import Record
 from ..wire import Call, json_response, offset_page, page_response
+from .families import IMODELS
 
 __all__ = ["HANDLERS"]
 
@@ -46,7 +47,7 @@ def _property(call: Call) -> tuple[Record, Record, Record]:
 
 
 def _links(call: Call, imodel_id: str, mapping_id: str | None = None, group_id: str | None = None) -> dict[str, Any]:
-    links: dict[str, Any] = {"iModel": call.link(f"/{imodel_id}", "imodels-v2")}
+    links: dict[str, Any] = {"iModel": call.link(f"/{imodel_id}", IMODELS)}
     if mapping_id:
         links["mapping"] = call.link(f"{MAPPINGS}/{mapping_id}")
     if group_id:

@@ -19,7 +19,8 @@ from ..domain.imodels import imodel
 from ..errors import conflict, not_found
 from ..store import Record
 from ..wire import Call, page_response
-from .reports import IMODELS, ReportStyle, mapping_url, no_content, one, report_handlers
+from .families import IMODELS
+from .reports import ReportStyle, mapping_url, no_content, one, report_handlers
 
 __all__ = ["HANDLERS", "STYLE"]
 

@@ -14,7 +14,8 @@ from starlette.responses import Response
 from ..domain import apikeys
 from ..store import Record
 from ..wire import Call, json_response, page_response
-from .reports import ITWINS, ReportStyle, no_content, report_handlers
+from .families import ITWINS
+from .reports import ReportStyle, no_content, report_handlers
 
 __all__ = ["HANDLERS", "STYLE"]
 

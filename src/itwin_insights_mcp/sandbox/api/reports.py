@@ -15,11 +15,9 @@ from starlette.responses import Response
 from ..domain import reports
 from ..store import Record
 from ..wire import Call, json_response, page_response
+from .families import IMODELS
 
-__all__ = ["IMODELS", "ITWINS", "ReportStyle", "mapping_url", "no_content", "one", "report_handlers"]
-
-IMODELS = "imodels-v2"  # the catalog family whose base path iModel links use
-ITWINS = "itwins-v1"
+__all__ = ["ReportStyle", "mapping_url", "no_content", "one", "report_handlers"]
 
 Handler = Callable[[Call], Response]
 

@@ -120,6 +120,11 @@ class Call:
         return Caller(self.store, self.user_email)
 
     @property
+    def wants_representation(self) -> bool:
+        """`Prefer: return=representation`: the full form of each listed item rather than the minimal one."""
+        return "return=representation" in self.request.headers.get("prefer", "").replace(" ", "").lower()
+
+    @property
     def base_url(self) -> str:
         """scheme://host of this request: links point back to whoever was asked."""
         return str(self.request.base_url).rstrip("/")

@@ -35,10 +35,6 @@ _CHANGESET_MINIMAL = (
 )
 
 
-def _wants_representation(call: Call) -> bool:
-    return "return=representation" in call.request.headers.get("prefer", "").replace(" ", "").lower()
-
-
 def _pick(item: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
     return {k: item.get(k) for k in keys}
 
@@ -112,7 +108,7 @@ def list_itwins(call: Call) -> Response:
         needle = str(q["$search"]).lower()
         items = [i for i in items if needle in str(i["displayName"]).lower() or needle in str(i["number"]).lower()]
     shape: Callable[[dict[str, Any]], dict[str, Any]] = (
-        (lambda i: i) if _wants_representation(call) else (lambda i: _pick(i, _ITWIN_MINIMAL))
+        (lambda i: i) if call.wants_representation else (lambda i: _pick(i, _ITWIN_MINIMAL))
     )
     top = int(q.get("$top", DEFAULT_PAGE_SIZE))
     skip = int(q.get("$skip", 0))
@@ -129,7 +125,7 @@ def get_itwin(call: Call) -> Response:
     itwin = next((i for i in _itwins(call) if i["id"] == call.path["iTwinId"]), None)
     if itwin is None:
         raise SandboxError(404, "iTwinNotFound", "Requested iTwin is not available.")
-    return json_response({"iTwin": itwin if _wants_representation(call) else _pick(itwin, _ITWIN_MINIMAL)})
+    return json_response({"iTwin": itwin if call.wants_representation else _pick(itwin, _ITWIN_MINIMAL)})
 
 
 def _imodel_out(call: Call, imodel: dict[str, Any]) -> dict[str, Any]:
@@ -160,7 +156,7 @@ def list_imodels(call: Call) -> Response:
     if "$orderBy" in q:
         field, _, direction = str(q["$orderBy"]).partition(" ")
         items.sort(key=lambda i: str(i.get(field) or ""), reverse=direction == "desc")
-    full = _wants_representation(call)
+    full = call.wants_representation
     shaped = [_imodel_out(call, i) if full else _pick(i, _IMODEL_MINIMAL) for i in items]
     return offset_page(call, "iModels", shaped)
 
@@ -185,7 +181,7 @@ def list_changesets(call: Call) -> Response:
     if "lastIndex" in q:
         items = [c for c in items if c["index"] <= int(q["lastIndex"])]
     items.sort(key=lambda c: int(c["index"]), reverse=str(q.get("$orderBy", "index")).endswith("desc"))
-    full = _wants_representation(call)
+    full = call.wants_representation
     shaped = []
     for cs in items:
         out = dict(cs) if full else _pick(cs, _CHANGESET_MINIMAL)

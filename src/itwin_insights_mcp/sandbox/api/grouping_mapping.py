@@ -136,13 +136,9 @@ def delete_mapping(call: Call) -> Response:
 # -- groups ------------------------------------------------------------------------------------------------------
 
 
-def _wants_representation(call: Call) -> bool:
-    return "return=representation" in call.request.headers.get("prefer", "").replace(" ", "").lower()
-
-
 def list_groups(call: Call) -> Response:
     mapping = _mapping(call)
-    full = _wants_representation(call)
+    full = call.wants_representation
     return page_response(call, "group", mapping.id, "groups", lambda r: _group_out(call, mapping, r, full=full))
 
 

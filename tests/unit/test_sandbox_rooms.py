@@ -10,7 +10,7 @@ import httpx2
 import pytest
 
 from itwin_insights_mcp.api.catalog import Catalog, load_catalog
-from itwin_insights_mcp.sandbox.app import API_KEY_OPERATIONS, FAMILIES, HANDLERS, create_app
+from itwin_insights_mcp.sandbox.app import FAMILIES, HANDLERS, create_app
 from itwin_insights_mcp.sandbox.domain import groups, mappings, properties
 from itwin_insights_mcp.sandbox.domain.audit import trail
 from itwin_insights_mcp.sandbox.domain.caller import Caller
@@ -144,4 +144,3 @@ def test_each_family_is_served_by_adapters_that_do_not_overlap() -> None:
         assert len(ids) == len(set(ids)), family
     catalog_keys = {op.key for op in load_catalog()}
     assert set(HANDLERS) == catalog_keys
-    assert {k for k in catalog_keys if k[1].startswith("odata")} == API_KEY_OPERATIONS

@@ -13,8 +13,8 @@ import pytest
 from mcp import Client
 
 from itwin_insights_mcp.backend import open_client
-from itwin_insights_mcp.sandbox.imodel import SANDBOX_IMODELS, SANDBOX_ITWINS
-from itwin_insights_mcp.sandbox.seed import ensure_seeded
+from itwin_insights_mcp.sandbox.imodels import SANDBOX_IMODELS, SANDBOX_ITWINS
+from itwin_insights_mcp.sandbox.imodels.seed import ensure_seeded
 from itwin_insights_mcp.sandbox.store import Store
 from itwin_insights_mcp.server.app import build_server
 from itwin_insights_mcp.settings import Settings

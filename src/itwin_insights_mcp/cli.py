@@ -184,7 +184,7 @@ async def _serve_sandbox(host: str, port: int, settings: Settings, token: str | 
     import uvicorn
 
     from .sandbox.app import create_app
-    from .sandbox.jobs import SandboxLimits
+    from .sandbox.engine.jobs import SandboxLimits
 
     db = settings.sandbox_db
     app = create_app(
@@ -200,7 +200,7 @@ async def _serve_sandbox(host: str, port: int, settings: Settings, token: str | 
 
 
 def _generate(db: str, elements: int, name: str | None, seed: int) -> None:
-    from .sandbox.store import add_generated_imodel
+    from .sandbox.imodels.seed import add_generated_imodel
 
     imodel_id, count = add_generated_imodel(db, elements=elements, name=name, seed=seed)
     print(f"Generated iModel {imodel_id} with {count} elements in {db}")

@@ -13,7 +13,7 @@ import httpx2
 import pytest
 
 from itwin_insights_mcp.sandbox.app import create_app
-from itwin_insights_mcp.sandbox.formulas import MAX_DEPTH, MAX_FORMULA_LENGTH, FormulaError, check, parse
+from itwin_insights_mcp.sandbox.engine.formulas import MAX_DEPTH, MAX_FORMULA_LENGTH, FormulaError, check, parse
 from itwin_insights_mcp.sandbox.store import Store
 
 from ..conftest import BUILDING_ID, ITWIN_ID

@@ -1,58 +1,41 @@
-"""Handlers for Grouping & Mapping v1: mappings without an iModel in the path, one `Property` for all three column
+"""Grouping & Mapping v1 adapter: mappings without an iModel in the path, one `Property` for all three column
 kinds, extractions with CDM output, and the audit trail.
 
-It shares the store with Reporting v1: a G&M mapping is a v1 mapping. A G&M `Property` is stored as the v1 kind its
-value source gives (precedence ecProperties -> calculatedPropertyType -> formula; none is a placeholder group
-property that is always null), so v1 lists show it as a group property, calculated property or custom calculation.
+It shares the domain with Reporting v1: a G&M mapping is a v1 mapping. A G&M `Property` is stored as the v1 kind its
+value source gives (`domain.properties.unified_property`), so v1 lists show it as a group property, calculated
+property or custom calculation. Its own fields are translated here; nothing of v1's wire is read.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 from starlette.responses import Response
 
-from .audit import audit
-from .extraction import extracted_rows, extracted_tables
-from .http import Call, SandboxError, json_response, not_found, offset_page, page_response
-from .reporting import (
-    CALCULATED_QUANTITY,
-    _check_formulas,
-    _delete_group_tree,
-    _imodel,
-    _property_path,
-    _touch,
-    check_run_request,
-    copy_group,
-    copy_groups,
-    delete_mapping_tree,
-    update_mapping_record,
-)
-from .store import Record
+from ..domain import extractions, groups, mappings, properties
+from ..domain.audit import trail
+from ..domain.imodels import imodel
+from ..errors import SandboxError, conflict, invalid, not_found
+from ..store import Record
+from ..wire import Call, json_response, offset_page, page_response
+from .families import IMODELS
 
-__all__ = ["GM_HANDLERS"]
+__all__ = ["HANDLERS"]
 
-GM = "/grouping-and-mapping/datasources/imodel-mappings"
+MAPPINGS = "/datasources/imodel-mappings"  # under the family's base path
 CDM_TYPES = {"String": "string", "Double": "double", "Number": "double", "Integer": "int64", "Boolean": "boolean"}
 
 
 def _mapping(call: Call, mapping_id: str | None = None) -> Record:
-    record = call.store.get("mapping", mapping_id or call.path["mappingId"])
-    if record is None:
-        raise not_found("MappingNotFound", "Mapping", "mappingId")
-    return record
+    return mappings.mapping(call.store, mapping_id or call.path["mappingId"])
 
 
 def _group(call: Call) -> tuple[Record, Record]:
     mapping = _mapping(call)
-    group = call.store.get("group", call.path["groupId"], parent=mapping.id)
-    if group is None:
-        raise not_found("GroupNotFound", "Group", "groupId")
-    return mapping, group
+    return mapping, groups.group(call.store, mapping.id, call.path["groupId"], "groupId")
 
 
 def _property(call: Call) -> tuple[Record, Record, Record]:
@@ -64,11 +47,11 @@ def _property(call: Call) -> tuple[Record, Record, Record]:
 
 
 def _links(call: Call, imodel_id: str, mapping_id: str | None = None, group_id: str | None = None) -> dict[str, Any]:
-    links: dict[str, Any] = {"iModel": call.href(f"/imodels/{imodel_id}")}
+    links: dict[str, Any] = {"iModel": call.link(f"/{imodel_id}", IMODELS)}
     if mapping_id:
-        links["mapping"] = call.href(f"{GM}/{mapping_id}")
+        links["mapping"] = call.link(f"{MAPPINGS}/{mapping_id}")
     if group_id:
-        links["group"] = call.href(f"{GM}/{mapping_id}/groups/{group_id}")
+        links["group"] = call.link(f"{MAPPINGS}/{mapping_id}/groups/{group_id}")
     return links
 
 
@@ -112,40 +95,41 @@ def _one(key: str, value: dict[str, Any]) -> Response:
 
 def list_mappings(call: Call) -> Response:
     imodel_id = call.query["iModelId"]
-    _imodel(call, imodel_id, "iModelId")
+    imodel(call.store, imodel_id, "iModelId")
     return page_response(call, "mapping", imodel_id, "mappings", lambda r: _mapping_out(call, r))
 
 
 def create_mapping(call: Call) -> Response:
     body = call.body
-    imodel_id = body["iModelId"]
-    with call.store.transaction():
-        _imodel(call, imodel_id, "iModelId")
-        source = _mapping(call, body["sourceMappingId"]) if body.get("sourceMappingId") else None
-        base: dict[str, Any] = {"description": "", "extractionEnabled": False, **(source.data if source else {})}
-        data: dict[str, Any] = {
-            **base,
-            "id": str(uuid.uuid4()),
-            "mappingName": body["mappingName"],
-            **{k: body[k] for k in ("description", "extractionEnabled") if k in body},
-            **call.created(),
-        }
-        record = call.store.insert("mapping", imodel_id, data)
-        if source is not None:
-            copy_groups(call.store, source.id, record.id, imodel_id)
-        audit(call, imodel_id, f"mappings/{record.id}", "Create", None, data)
+    imodel(call.store, body["iModelId"], "iModelId")
+    source = _mapping(call, body["sourceMappingId"]) if body.get("sourceMappingId") else None
+    record = mappings.create_mapping(
+        call.caller,
+        body["iModelId"],
+        name=body["mappingName"],
+        description=body.get("description"),
+        extraction_enabled=body.get("extractionEnabled"),
+        default_extraction_enabled=False,
+        source=source,
+        imodel_target="iModelId",
+    )
     return _one("mapping", _mapping_out(call, record))
 
 
 def update_mapping(call: Call) -> Response:
-    with call.store.transaction():
-        record = update_mapping_record(call, _mapping(call))
+    body = call.body
+    record = mappings.update_mapping(
+        call.caller,
+        _mapping(call),
+        name=body.get("mappingName"),
+        description=body.get("description"),
+        extraction_enabled=body.get("extractionEnabled"),
+    )
     return _one("mapping", _mapping_out(call, record))
 
 
 def delete_mapping(call: Call) -> Response:
-    with call.store.transaction():
-        delete_mapping_tree(call, _mapping(call))
+    mappings.delete_mapping(call.caller, _mapping(call))
     return Response(status_code=204)
 
 
@@ -154,7 +138,7 @@ def delete_mapping(call: Call) -> Response:
 
 def list_groups(call: Call) -> Response:
     mapping = _mapping(call)
-    full = "return=representation" in call.request.headers.get("prefer", "").replace(" ", "").lower()
+    full = call.wants_representation
     return page_response(call, "group", mapping.id, "groups", lambda r: _group_out(call, mapping, r, full=full))
 
 
@@ -163,52 +147,51 @@ def get_group(call: Call) -> Response:
     return _one("group", _group_out(call, mapping, group))
 
 
-def _check_metadata(call: Call, metadata: list[dict[str, Any]]) -> None:
+def _check_metadata(metadata: list[dict[str, Any]]) -> None:
     keys = [str(m.get("key", "")).strip() for m in metadata]
     if any(not k for k in keys) or len(set(keys)) != len(keys):
-        raise call.invalid("metadata keys must be non-blank and unique within the group.", "metadata")
+        raise invalid("metadata keys must be non-blank and unique within the group.", "metadata")
 
 
 def create_group(call: Call) -> Response:
     body = call.body
-    _check_metadata(call, body.get("metadata", []))
-    with call.store.transaction():
-        mapping = _mapping(call)
-        fields = {
-            "groupName": body["groupName"],
-            "description": body.get("description", ""),
-            "query": body["query"],
-            "metadata": body.get("metadata", []),
-        }
-        source = body.get("source")
-        if source:  # copy the properties of another group; name, query and description come from this body
-            source_group = call.store.get("group", source["groupId"], parent=source["mappingId"])
-            if source_group is None:
-                raise not_found("GroupNotFound", "Group", "source.groupId")
-            record = copy_group(call.store, source_group, mapping.id, mapping.parent, fields)
-        else:
-            record = call.store.insert("group", mapping.id, {"id": str(uuid.uuid4()), **fields})
-        _touch(call, mapping)
-        audit(call, mapping.parent, f"mappings/{mapping.id}/groups/{record.id}", "Create", None, record.data)
+    _check_metadata(body.get("metadata", []))
+    mapping = _mapping(call)
+    source = body.get("source")  # copy the properties of another group; name, query and description are this body's
+    source_group = (
+        groups.group(call.store, source["mappingId"], source["groupId"], "source.groupId") if source else None
+    )
+    record = groups.create_group(
+        call.caller,
+        mapping,
+        name=body["groupName"],
+        description=body.get("description", ""),
+        query=body["query"],
+        metadata=body.get("metadata", []),
+        source=source_group,
+    )
     return _one("group", _group_out(call, mapping, record))
 
 
 def update_group(call: Call) -> Response:
-    _check_metadata(call, call.body.get("metadata", []))
-    with call.store.transaction():
-        mapping, group = _group(call)
-        record = call.store.update(group, {**group.data, **call.body})
-        _touch(call, mapping)
-        audit(call, mapping.parent, f"mappings/{mapping.id}/groups/{group.id}", "Update", group.data, record.data)
+    body = call.body
+    _check_metadata(body.get("metadata", []))
+    mapping, group = _group(call)
+    record = groups.update_group(
+        call.caller,
+        mapping,
+        group,
+        name=body.get("groupName"),
+        description=body.get("description"),
+        query=body.get("query"),
+        metadata=body.get("metadata"),
+    )
     return _one("group", _group_out(call, mapping, record))
 
 
 def delete_group(call: Call) -> Response:
-    with call.store.transaction():
-        mapping, group = _group(call)
-        _delete_group_tree(call, group)
-        _touch(call, mapping)
-        audit(call, mapping.parent, f"mappings/{mapping.id}/groups/{group.id}", "Delete", group.data, None)
+    mapping, group = _group(call)
+    groups.delete_group(call.caller, mapping, group)
     return Response(status_code=204)
 
 
@@ -216,40 +199,23 @@ def delete_group(call: Call) -> Response:
 
 
 def _property_data(call: Call, mapping: Record, group: Record, existing: Record | None) -> dict[str, Any]:
-    """The stored form of a G&M property body: the v1 kind its value source gives, plus every field given."""
+    """The stored form of a G&M property body (409 PropertyExists on a name clash)."""
     body = call.body
     name = body["propertyName"]
-    for other in call.store.children("property", group.id):
-        if (existing is None or other.id != existing.id) and other.data["propertyName"].lower() == name.lower():
-            raise SandboxError(
-                409, "PropertyExists", "Property with this 'propertyName' already exists.", "propertyName"
-            )
-    ec = [{**e, "ecPropertyType": body["dataType"]} for e in body.get("ecProperties") or []]
-    kind = (
-        "group"
-        if ec
-        else "calculated"
-        if body.get("calculatedPropertyType")
-        else ("custom" if body.get("formula") else "group")
+    if properties.name_taken(call.store, group.id, name, existing.id if existing else None):
+        raise conflict("PropertyExists", "Property with this 'propertyName' already exists.", "propertyName")
+    return properties.unified_property(
+        call.store,
+        mapping,
+        group,
+        existing,
+        name=name,
+        data_type=body["dataType"],
+        quantity_type=body.get("quantityType"),
+        ec_properties=body.get("ecProperties"),
+        calculated_type=body.get("calculatedPropertyType"),
+        formula=body.get("formula"),
     )
-    data: dict[str, Any] = {
-        "id": existing.id if existing else str(uuid.uuid4()),
-        "kind": kind,
-        "propertyName": name,
-        "dataType": body["dataType"],
-        "quantityType": body.get("quantityType") or "Undefined",
-        "ecProperties": ec,
-        "calculatedPropertyType": body.get("calculatedPropertyType"),
-        "formula": body.get("formula"),
-        "imodelId": mapping.parent,
-        "mappingId": mapping.id,
-    }
-    if kind == "calculated":
-        data["type"] = body["calculatedPropertyType"]
-        data["quantityType"] = body.get("quantityType") or CALCULATED_QUANTITY.get(data["type"], "Distance")
-    if kind == "custom":
-        _check_formulas(call, group, name, body["formula"], existing.id if existing else None)
-    return data
 
 
 def list_properties(call: Call) -> Response:
@@ -263,31 +229,20 @@ def get_property(call: Call) -> Response:
 
 
 def create_property(call: Call) -> Response:
-    with call.store.transaction():
-        mapping, group = _group(call)
-        data = _property_data(call, mapping, group, None)
-        record = call.store.insert("property", group.id, data)
-        _touch(call, mapping)
-        audit(call, mapping.parent, _property_path(record), "Create", None, data)
+    mapping, group = _group(call)
+    record = properties.add_property(call.caller, mapping, group, _property_data(call, mapping, group, None))
     return _one("property", _property_out(call, mapping, record))
 
 
 def update_property(call: Call) -> Response:
-    with call.store.transaction():
-        mapping, group, prop = _property(call)
-        data = _property_data(call, mapping, group, prop)
-        record = call.store.update(prop, data)
-        _touch(call, mapping)
-        audit(call, mapping.parent, _property_path(record), "Update", prop.data, data)
+    mapping, group, prop = _property(call)
+    record = properties.replace_property(call.caller, mapping, prop, _property_data(call, mapping, group, prop))
     return _one("property", _property_out(call, mapping, record))
 
 
 def delete_property(call: Call) -> Response:
-    with call.store.transaction():
-        mapping, _, prop = _property(call)
-        call.store.delete(prop)
-        _touch(call, mapping)
-        audit(call, mapping.parent, _property_path(prop), "Delete", prop.data, None)
+    mapping, _, prop = _property(call)
+    properties.remove_property(call.caller, mapping, prop)
     return Response(status_code=204)
 
 
@@ -303,23 +258,20 @@ def _extraction_out(call: Call, job: Record) -> dict[str, Any]:
         "id": job.id,
         "state": state,
         "startedOn": data["startedOn"],
-        "_links": {"status": call.href(f"{GM}/extractions/{job.id}")},
+        "_links": {"status": call.link(f"{MAPPINGS}/extractions/{job.id}")},
     }
 
 
 def run_extraction(call: Call) -> Response:
     body = call.body
     imodel_id = body["iModelId"]
-    with call.store.transaction():
-        check_run_request(call, imodel_id, body, "iModelId")
-        request: dict[str, Any] = {k: body[k] for k in ("mappings", "changesetId", "ecInstanceIds") if k in body}
-        job = call.sandbox.jobs.enqueue(imodel_id, request, call.user_email)
-    call.sandbox.jobs.start(job.id)
+    request: dict[str, Any] = {k: body[k] for k in ("mappings", "changesetId", "ecInstanceIds") if k in body}
+    job = extractions.start_extraction(call.caller, call.sandbox.jobs, imodel_id, request, "iModelId")
     return _one("extraction", _extraction_out(call, job))
 
 
 def _job(call: Call) -> Record:
-    job = call.store.get("job", call.path["extractionId"])
+    job = extractions.job(call.store, call.path["extractionId"])
     if job is None:
         raise not_found("ExtractionNotFound", "Extraction", "extractionId")
     return job
@@ -331,7 +283,7 @@ def get_extraction(call: Call) -> Response:
 
 def list_imodel_extractions(call: Call) -> Response:
     imodel_id = call.query["iModelId"]
-    _imodel(call, imodel_id, "iModelId")
+    imodel(call.store, imodel_id, "iModelId")
     return page_response(call, "job", imodel_id, "extractions", lambda r: _extraction_out(call, r))
 
 
@@ -347,14 +299,14 @@ def list_mapping_extractions(call: Call) -> Response:
     def shape(record: Record) -> dict[str, Any]:
         return {
             **{k: v for k, v in record.data.items() if k != "id"},
-            "_links": {"cdm": call.href(f"{GM}/{mapping.id}/extractions/{record.data['extractionId']}/cdm")},
+            "_links": {"cdm": call.link(f"{MAPPINGS}/{mapping.id}/extractions/{record.data['extractionId']}/cdm")},
         }
 
     return page_response(call, "mapping_extraction", mapping.id, "extractions", shape)
 
 
 def _tables(call: Call, mapping: Record, job_id: str) -> dict[str, list[tuple[str, str]]]:
-    tables = extracted_tables(call.store.conn, job_id, mapping.id)
+    tables = extractions.output_tables(call.store, job_id, mapping.id)
     if not tables:
         ran = call.store.get("mapping_extraction", job_id, parent=mapping.id)
         reason = (
@@ -390,28 +342,20 @@ def get_cdm_partition(call: Call) -> Response:
         raise not_found("PartitionNotFound", "Partition", "location")
     out = io.StringIO()
     writer = csv.writer(out)
-    for values in extracted_rows(call.store.conn, call.path["extractionId"], mapping.id, table):
+    for values in extractions.output_rows(call.store, call.path["extractionId"], mapping.id, table):
         writer.writerow(["" if v is None else v for v in values])
     return Response(out.getvalue(), media_type="text/csv")
 
 
 def list_audit(call: Call) -> Response:
     imodel_id = call.query["iModelId"]
-    _imodel(call, imodel_id, "iModelId")
-    path = call.query.get("path")
-    after, before = call.query.get("after"), call.query.get("before")
-    entries = []
-    for record in call.store.children("audit", imodel_id):
-        entry = record.data
-        if path and not entry["path"].startswith(path.strip("/")):
-            continue
-        if (after and entry["timestamp"] <= after) or (before and entry["timestamp"] >= before):
-            continue
-        entries.append(entry)
+    imodel(call.store, imodel_id, "iModelId")
+    q = call.query
+    entries = trail(call.store, imodel_id, path=q.get("path"), after=q.get("after"), before=q.get("before"))
     return offset_page(call, "auditTrailEntries", entries)
 
 
-GM_HANDLERS: dict[str, Callable[[Call], Response]] = {
+HANDLERS: dict[str, Callable[[Call], Response]] = {
     "get-mappings": list_mappings,
     "get-mapping": lambda c: _one("mapping", _mapping_out(c, _mapping(c))),
     "create-mapping": create_mapping,

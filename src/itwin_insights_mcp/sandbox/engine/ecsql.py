@@ -72,7 +72,7 @@ from sqlglot.errors import SqlglotError
 from sqlglot.generators.sqlite import SQLiteGenerator
 from sqlglot.tokenizer_core import Token, TokenType
 
-from itwin_insights_mcp.sandbox.imodel import ELEMENT_COLUMN_PROPERTIES, parse_id64
+from ..imodels.schema import ELEMENT_COLUMN_PROPERTIES, parse_id64
 
 __all__ = ["QueryTranslationError", "TranslatedQuery", "translate"]
 

@@ -1,6 +1,6 @@
 """The sandbox's HTTP plumbing: errors as the API writes them, the per-request `Call`, paging and links.
 
-One exception type (`SandboxError`) becomes the API's error body in one place (`error_response`).
+One exception type (`errors.SandboxError`) becomes the API's error body in one place (`error_response`).
 """
 
 from __future__ import annotations
@@ -9,21 +9,21 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ..api.catalog import Operation
-from .store import Record, Store, now_iso
+from .domain.caller import Caller
+from .errors import SandboxError
+from .runtime import Sandbox
+from .store import Record, Store
 
-if TYPE_CHECKING:
-    from .app import Sandbox
-
-__all__ = ["Call", "SandboxError", "error_response", "json_response", "not_found", "offset_page", "page_response"]
+__all__ = ["Call", "error_response", "json_response", "offset_page", "page_response"]
 
 # The 422 code each family uses for a bad request (reference §2.4 and platform-context §4).
 INVALID_REQUEST_CODES = {
@@ -31,29 +31,15 @@ INVALID_REQUEST_CODES = {
     "itwins-v1": "InvalidiTwinsRequest",
     "imodels-v2": "InvalidiModelsRequest",
 }
+# Families whose list links end the collection with `/` (`.../collection/?$top=...`): Reporting v1's Swagger
+# examples and the official client's URL builders; the other families keep the path as asked.
+SLASHED_LIST_LINKS = frozenset({"reporting-v1"})
 DEFAULT_PAGE_SIZE = 100  # not documented; the reference's examples use 100
 MAX_SEQ = (1 << 63) - 1  # SQLite's INTEGER range: positions beyond it cannot exist
 MAX_TOKEN_LENGTH = 512  # our tokens are ~30 characters; anything far longer was not issued by us
 MAX_MESSAGE_LENGTH = 1000  # an error message never grows with the bad value it describes
 _LONG_RUN = re.compile(r"\S{81,}")
 _SURROGATES = re.compile("[\ud800-\udfff]")
-
-
-@dataclass
-class SandboxError(Exception):
-    """An API error reply: status, code, message, and optionally the bad field and per-field details."""
-
-    status: int
-    code: str
-    message: str
-    target: str | None = None
-    details: Sequence[Mapping[str, Any]] = ()
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-
-def not_found(code: str, label: str, target: str | None = "id") -> SandboxError:
-    """404 in the API's wording: "Requested <Entity> is not available."."""
-    return SandboxError(404, code, f"Requested {label} is not available.", target)
 
 
 def brief(message: str) -> str:
@@ -63,8 +49,9 @@ def brief(message: str) -> str:
     return short if len(short) <= MAX_MESSAGE_LENGTH else short[:MAX_MESSAGE_LENGTH] + "..."
 
 
-def error_response(error: SandboxError) -> Response:
-    body: dict[str, Any] = {"code": error.code, "message": brief(error.message)}
+def error_response(error: SandboxError, invalid_code: str = "InvalidInsightsRequest") -> Response:
+    """The API's error body for `error`; a 422 without a code gets the family's `invalid_code`."""
+    body: dict[str, Any] = {"code": error.code or invalid_code, "message": brief(error.message)}
     if error.target is not None:
         body["target"] = brief(error.target)
     if error.details:
@@ -127,14 +114,15 @@ class Call:
     sandbox: Sandbox
     user_email: str
 
-    def created(self) -> dict[str, str]:
-        """The stamps of a new entity: created and last modified now, by the caller."""
-        now = now_iso()
-        return {"createdOn": now, "createdBy": self.user_email, "modifiedOn": now, "modifiedBy": self.user_email}
+    @property
+    def caller(self) -> Caller:
+        """Who acts, on which store: what the domain rules need from a request."""
+        return Caller(self.store, self.user_email)
 
-    def modified(self) -> dict[str, str]:
-        """The stamps of a change: modified now, by the caller."""
-        return {"modifiedOn": now_iso(), "modifiedBy": self.user_email}
+    @property
+    def wants_representation(self) -> bool:
+        """`Prefer: return=representation`: the full form of each listed item rather than the minimal one."""
+        return "return=representation" in self.request.headers.get("prefer", "").replace(" ", "").lower()
 
     @property
     def base_url(self) -> str:
@@ -144,6 +132,15 @@ class Call:
     def href(self, path: str) -> dict[str, str]:
         return {"href": self.base_url + path}
 
+    def link(self, path: str, family: str | None = None) -> dict[str, str]:
+        """A link to `path` under a family's base path from the catalog (this request's family by default)."""
+        base = self.op.family.base_path if family is None else self.sandbox.base_paths[family]
+        return self.href(base.rstrip("/") + path)
+
+    def url(self, path: str) -> str:
+        """The absolute URL of `path` under this request's family's base path."""
+        return self.base_url + self.op.family.base_path.rstrip("/") + path
+
     @property
     def invalid_code(self) -> str:
         return INVALID_REQUEST_CODES.get(self.op.family.name, "InvalidInsightsRequest")
@@ -152,16 +149,12 @@ class Call:
         return SandboxError(422, self.invalid_code, message, target)
 
     def page_url(self, **replace: Any) -> str:
-        """This request's absolute URL with some query parameters replaced (for `_links`).
-
-        Reporting v1 lists link as `.../collection/?$top=...`, the form in every Swagger example and the official
-        client's URL builders; other families keep the path as asked.
-        """
+        """This request's absolute URL with some query parameters replaced (for `_links`; see SLASHED_LIST_LINKS)."""
         params = dict(self.request.query_params)
         params.update({k: str(v) for k, v in replace.items()})
         query = urlencode(params, safe="$,")
         path = self.request.url.path
-        if self.op.family.name == "reporting-v1" and not path.endswith("/"):
+        if self.op.family.name in SLASHED_LIST_LINKS and not path.endswith("/"):
             path += "/"
         return f"{self.base_url}{path}" + (f"?{query}" if query else "")
 

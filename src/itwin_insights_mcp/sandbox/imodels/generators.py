@@ -1,20 +1,10 @@
-"""Sample iModels for the sandbox: discovery records plus a deterministic element generator.
-
-Two things live here:
-
-* the fixed iTwin / iModel / changeset / named-version records the iTwins and iModels
-  emulation serves (``SANDBOX_ITWINS``, ``SANDBOX_IMODELS``, ``changesets_for``), with
-  uuid5 ids that never change;
-* the ``im_*`` SQLite tables that hold each iModel's ECSchema classes, their declared
-  properties, the elements and the element aspects, and the generator that fills them.
+"""The sample iModels' deterministic generators: a building and a site, written into the ``im_*`` tables.
 
 Invariants later code relies on (documented in ``docs/sample-imodels.md``):
 
 * the generator is a pure function of ``(kind, elements, seed)``: same input, same rows,
   same ids, on every machine and Python version;
-* element and aspect ids are Id64 integers: briefcase id 2 in bits 40+ (``0x20000000001``),
-  except the root Subject ``0x1`` and the dictionary partition ``0x10``; ids are
-  allocated from one sequence in insertion order;
+* ids are allocated from one sequence in insertion order (``schema.local_id``);
 * a model id is the id of its partition element (as in BIS), so ``Model.CodeValue``
   resolves through ``im_elements`` like ``Category.CodeValue`` does;
 * ``length``/``area``/``volume`` are exact functions of the stored box or cylinder
@@ -23,571 +13,38 @@ Invariants later code relies on (documented in ``docs/sample-imodels.md``):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import random
-import re
 import sqlite3
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from .records import SANDBOX_IMODELS, IModelKind
+from .schema import (
+    CLASS_DEFS,
+    CLASS_IDS,
+    DICTIONARY_MODEL_ID,
+    ROOT_SUBJECT_ID,
+    SCHEMA_ALIASES,
+    create_schema,
+    local_id,
+)
+
 __all__ = [
-    "BRIEFCASE_ID",
-    "CLASS_DEFS",
-    "CLASS_DEFS_BY_NAME",
-    "DICTIONARY_MODEL_ID",
-    "ELEMENT_COLUMN_PROPERTIES",
-    "ROOT_SUBJECT_ID",
-    "SANDBOX_IMODELS",
-    "SANDBOX_ITWINS",
-    "SANDBOX_USER_ID",
-    "SCHEMAS",
-    "ClassDef",
-    "IModelKind",
     "LengthRule",
-    "PropertyType",
-    "SandboxChangeset",
-    "SandboxIModel",
-    "SandboxITwin",
-    "SandboxNamedVersion",
     "box_measures",
-    "changesets_for",
-    "class_chain",
-    "create_schema",
     "cylinder_measures",
     "ensure_sample_imodels",
     "generate_imodel",
     "generate_site_imodel",
-    "id64",
-    "local_id",
-    "named_versions_for",
-    "parse_id64",
     "planned_counts",
     "storey_count",
 ]
 
-IModelKind = Literal["building", "site"]
-PropertyType = Literal["String", "Double", "Integer", "Boolean", "Navigation", "Json"]
-ClassKind = Literal["element", "aspect"]
 LengthRule = Literal["longest_edge", "largest_face_perimeter", "footprint_perimeter"]
-
-# --------------------------------------------------------------------------- ids
-
-BRIEFCASE_ID: Final = 2
-ROOT_SUBJECT_ID: Final = 0x1
-DICTIONARY_MODEL_ID: Final = 0x10
-_MAX_ID64: Final = (1 << 64) - 1
-_HEX: Final = re.compile(r"[0-9a-fA-F]{1,16}")
-
-
-def local_id(sequence: int) -> int:
-    """The Id64 integer of the ``sequence``-th id issued by the sandbox briefcase (2)."""
-    return (BRIEFCASE_ID << 40) | sequence
-
-
-def id64(n: int) -> str:
-    """Canonical Id64 string: lower-case hex with ``0x`` and no leading zeros; 0 is ``"0"``."""
-    if not 0 <= n <= _MAX_ID64:
-        raise ValueError(f"{n} is not a valid Id64 value")
-    return "0" if n == 0 else f"0x{n:x}"
-
-
-def parse_id64(s: str) -> int:
-    """Parse an Id64 hex string (``0x...``, any case); raises ``ValueError`` otherwise."""
-    text = s.strip()
-    if text == "0":
-        return 0
-    if len(text) < 3 or text[:2].lower() != "0x":
-        raise ValueError(f"{s!r} is not an Id64 string")
-    digits = text[2:]
-    if _HEX.fullmatch(digits) is None or int(digits, 16) > _MAX_ID64:
-        raise ValueError(f"{s!r} is not an Id64 string")
-    return int(digits, 16)
-
-
-# ------------------------------------------------------------- discovery records
-
-_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/itwin-insights-mcp/sandbox")
-
-
-def _guid(name: str) -> str:
-    return str(uuid.uuid5(_NAMESPACE, name))
-
-
-SANDBOX_USER_ID: Final = _guid("user:sandbox")
-
-
-@dataclass(frozen=True)
-class SandboxITwin:
-    """An iTwin as the iTwins API returns it (representation form)."""
-
-    id: str
-    class_: str
-    sub_class: str
-    type: str | None
-    number: str
-    display_name: str
-    status: str
-    data_center_location: str
-    geographic_location: str | None
-    latitude: float | None
-    longitude: float | None
-    iana_time_zone: str | None
-    created_date_time: str
-    created_by: str
-    last_modified_date_time: str
-    last_modified_by: str
-    parent_id: str | None = None
-    itwin_account_id: str | None = None
-    image_name: str | None = None
-    image: str | None = None
-
-    def to_wire(self) -> dict[str, object]:
-        """The JSON object of ``GET /itwins/{id}`` (inside ``{"iTwin": ...}``)."""
-        return {
-            "id": self.id,
-            "class": self.class_,
-            "subClass": self.sub_class,
-            "type": self.type,
-            "number": self.number,
-            "displayName": self.display_name,
-            "geographicLocation": self.geographic_location,
-            "latitude": self.latitude,
-            "longitude": self.longitude,
-            "ianaTimeZone": self.iana_time_zone,
-            "dataCenterLocation": self.data_center_location,
-            "status": self.status,
-            "parentId": self.parent_id,
-            "iTwinAccountId": self.itwin_account_id,
-            "imageName": self.image_name,
-            "image": self.image,
-            "createdDateTime": self.created_date_time,
-            "createdBy": self.created_by,
-            "lastModifiedDateTime": self.last_modified_date_time,
-            "lastModifiedBy": self.last_modified_by,
-        }
-
-
-@dataclass(frozen=True)
-class SandboxIModel:
-    """An iModel as the iModels API returns it, plus the generator inputs (kind, elements, seed)."""
-
-    id: str
-    display_name: str
-    name: str
-    description: str | None
-    created_date_time: str
-    last_changeset_push_date_time: str | None
-    itwin_id: str
-    kind: IModelKind
-    elements: int
-    seed: int
-    state: str = "initialized"
-    is_secured: bool = False
-    containers_enabled: int = 0
-    data_center_location: str = "East US"
-
-    def to_wire(self) -> dict[str, object]:
-        """The JSON object of ``GET /imodels/{id}`` without ``_links`` (the API layer adds them)."""
-        return {
-            "id": self.id,
-            "displayName": self.display_name,
-            "name": self.name,
-            "description": self.description,
-            "state": self.state,
-            "createdDateTime": self.created_date_time,
-            "lastChangesetPushDateTime": self.last_changeset_push_date_time,
-            "iTwinId": self.itwin_id,
-            "isSecured": self.is_secured,
-            "extent": None,
-            "containersEnabled": self.containers_enabled,
-            "dataCenterLocation": self.data_center_location,
-        }
-
-
-@dataclass(frozen=True)
-class SandboxChangeset:
-    """A changeset (full form) of a sandbox iModel."""
-
-    id: str
-    index: int
-    parent_id: str
-    description: str
-    push_date_time: str
-    containing_changes: int
-    file_size: int
-    imodel_id: str
-    briefcase_id: int = BRIEFCASE_ID
-    creator_id: str = SANDBOX_USER_ID
-    state: str = "fileUploaded"
-    application_id: str = "sandbox-synchronizer"
-    application_name: str = "iTwin Insights Sandbox"
-
-    @property
-    def display_name(self) -> str:
-        """The API's ``displayName``: the index as a string."""
-        return str(self.index)
-
-    def to_wire(self) -> dict[str, object]:
-        """The JSON object of ``GET /imodels/{id}/changesets/{cs}`` without ``_links``."""
-        return {
-            "id": self.id,
-            "displayName": self.display_name,
-            "description": self.description,
-            "index": self.index,
-            "parentId": self.parent_id,
-            "creatorId": self.creator_id,
-            "pushDateTime": self.push_date_time,
-            "state": self.state,
-            "containingChanges": self.containing_changes,
-            "fileSize": self.file_size,
-            "briefcaseId": self.briefcase_id,
-            "groupId": None,
-            "application": {"id": self.application_id, "name": self.application_name},
-            "synchronizationInfo": None,
-        }
-
-
-@dataclass(frozen=True)
-class SandboxNamedVersion:
-    """A named version of a sandbox iModel (full form)."""
-
-    id: str
-    name: str
-    description: str | None
-    changeset_id: str
-    changeset_index: int
-    created_date_time: str
-    imodel_id: str
-    state: str = "visible"
-
-    def to_wire(self) -> dict[str, object]:
-        """The JSON object of ``GET /imodels/{id}/namedversions/{nv}`` without ``_links``."""
-        return {
-            "id": self.id,
-            "displayName": self.name,
-            "name": self.name,
-            "description": self.description,
-            "changesetId": self.changeset_id,
-            "changesetIndex": self.changeset_index,
-            "createdDateTime": self.created_date_time,
-            "state": self.state,
-            "application": None,
-        }
-
-
-_ITWIN_ID: Final = _guid("itwin:sandbox-project")
-
-SANDBOX_ITWINS: Final[tuple[SandboxITwin, ...]] = (
-    SandboxITwin(
-        id=_ITWIN_ID,
-        class_="Endeavor",
-        sub_class="Project",
-        type="Construction Project",
-        number="SBX-0001",
-        display_name="Sandbox Project",
-        status="Active",
-        data_center_location="East US",
-        geographic_location="Exton, PA, USA",
-        latitude=40.0290,
-        longitude=-75.6210,
-        iana_time_zone="America/New_York",
-        created_date_time="2024-01-08T09:00:00.0000000Z",
-        created_by=SANDBOX_USER_ID,
-        last_modified_date_time="2024-01-08T09:00:00.0000000Z",
-        last_modified_by=SANDBOX_USER_ID,
-    ),
-)
-
-_BUILDING_IMODEL_ID: Final = _guid("imodel:sample-office-building")
-_SITE_IMODEL_ID: Final = _guid("imodel:sample-site-utilities")
-
-# (description, containingChanges, fileSize, pushDateTime) per changeset, index order.
-_ChangesetSpec = tuple[str, int, int, str]
-_CHANGESET_SPECS: Final[dict[str, tuple[_ChangesetSpec, ...]]] = {
-    _BUILDING_IMODEL_ID: (
-        ("Import BisCore, Building and Plumbing schemas", 1, 48_213, "2024-01-15T10:02:11.4370000+00:00"),
-        ("Architecture model: walls, slabs, doors, windows", 0, 1_873_554, "2024-01-22T14:31:05.1200000+00:00"),
-        ("Structure model: columns and beams", 0, 412_960, "2024-02-05T08:47:39.9050000+00:00"),
-        ("Plumbing model: pipes and fittings", 0, 287_411, "2024-02-19T16:12:52.3300000+00:00"),
-        ("Rooms, fire ratings and cost data", 0, 356_078, "2024-03-04T11:25:18.0610000+00:00"),
-    ),
-    _SITE_IMODEL_ID: (
-        ("Import BisCore, Plumbing and Site schemas", 1, 51_007, "2024-02-01T09:15:44.2000000+00:00"),
-        ("Storm, sanitary and water networks", 0, 198_332, "2024-02-12T13:40:27.7500000+00:00"),
-        ("Paving, curbs and site lighting", 0, 97_615, "2024-02-26T15:05:03.0880000+00:00"),
-    ),
-}
-
-
-def _changeset_id(imodel_id: str, index: int) -> str:
-    return hashlib.sha1(f"{imodel_id}:changeset:{index}".encode(), usedforsecurity=False).hexdigest()
-
-
-def _build_changesets(imodel_id: str) -> tuple[SandboxChangeset, ...]:
-    result: list[SandboxChangeset] = []
-    parent = ""
-    for index, (description, changes, size, pushed) in enumerate(_CHANGESET_SPECS[imodel_id], start=1):
-        cs = SandboxChangeset(
-            id=_changeset_id(imodel_id, index),
-            index=index,
-            parent_id=parent,
-            description=description,
-            push_date_time=pushed,
-            containing_changes=changes,
-            file_size=size,
-            imodel_id=imodel_id,
-        )
-        result.append(cs)
-        parent = cs.id
-    return tuple(result)
-
-
-_CHANGESETS: Final[dict[str, tuple[SandboxChangeset, ...]]] = {
-    imodel_id: _build_changesets(imodel_id) for imodel_id in _CHANGESET_SPECS
-}
-
-
-def _last_push_z(imodel_id: str) -> str:
-    """The last changeset's push time in the iModel entity's ``...Z`` spelling (same instant)."""
-    return _CHANGESETS[imodel_id][-1].push_date_time.replace("+00:00", "Z")
-
-
-SANDBOX_IMODELS: Final[tuple[SandboxIModel, ...]] = (
-    SandboxIModel(
-        id=_BUILDING_IMODEL_ID,
-        display_name="Sample Office Building",
-        name="Sample Office Building",
-        description="Eight-storey office building: architecture, structure, plumbing and rooms.",
-        created_date_time="2024-01-15T09:30:00.0000000Z",
-        last_changeset_push_date_time=_last_push_z(_BUILDING_IMODEL_ID),
-        itwin_id=_ITWIN_ID,
-        kind="building",
-        elements=3000,
-        seed=0,
-    ),
-    SandboxIModel(
-        id=_SITE_IMODEL_ID,
-        display_name="Sample Site Utilities",
-        name="Sample Site Utilities",
-        description="Site around the office building: drainage, sewer and water networks, paving, lighting.",
-        created_date_time="2024-02-01T08:45:00.0000000Z",
-        last_changeset_push_date_time=_last_push_z(_SITE_IMODEL_ID),
-        itwin_id=_ITWIN_ID,
-        kind="site",
-        elements=400,
-        seed=0,
-    ),
-)
-
-
-def changesets_for(imodel_id: str) -> tuple[SandboxChangeset, ...]:
-    """The changesets of a sandbox iModel in index order (empty for an unknown id)."""
-    return _CHANGESETS.get(imodel_id.lower(), ())
-
-
-def named_versions_for(imodel_id: str) -> tuple[SandboxNamedVersion, ...]:
-    """One visible named version on the latest changeset of a sandbox iModel (empty if unknown)."""
-    changesets = changesets_for(imodel_id)
-    if not changesets:
-        return ()
-    last = changesets[-1]
-    return (
-        SandboxNamedVersion(
-            id=_guid(f"namedversion:{last.imodel_id}:{last.index}"),
-            name="Design Review 1",
-            description="Baseline for quantity take-off.",
-            changeset_id=last.id,
-            changeset_index=last.index,
-            created_date_time=last.push_date_time.replace("+00:00", "Z"),
-            imodel_id=last.imodel_id,
-        ),
-    )
-
-
-# ----------------------------------------------------------------- ECSchema model
-
-SCHEMAS: Final[tuple[tuple[str, str], ...]] = (
-    ("BisCore", "bis"),
-    ("Building", "bldg"),
-    ("Plumbing", "plmb"),
-    ("Site", "site"),
-)
-_ALIAS: Final = dict(SCHEMAS)
-
-
-@dataclass(frozen=True)
-class ClassDef:
-    """One ECClass: id, name, base (``Schema.Class`` or None), kind and the properties it declares."""
-
-    class_id: int
-    schema: str
-    name: str
-    base: str | None
-    kind: ClassKind
-    properties: tuple[tuple[str, PropertyType], ...] = ()
-
-    @property
-    def full_name(self) -> str:
-        """``Schema.Class``, the textual ECClassId used on output."""
-        return f"{self.schema}.{self.name}"
-
-
-_S: Final = "String"
-_D: Final = "Double"
-_I: Final = "Integer"
-_B: Final = "Boolean"
-_N: Final = "Navigation"
-_J: Final = "Json"
-
-CLASS_DEFS: Final[tuple[ClassDef, ...]] = (
-    # BisCore: elements
-    ClassDef(0x40, "BisCore", "Element", None, "element",
-             (("CodeValue", _S), ("UserLabel", _S), ("Model", _N), ("Parent", _N), ("JsonProperties", _J))),
-    ClassDef(0x41, "BisCore", "GeometricElement", "BisCore.Element", "element"),
-    ClassDef(0x42, "BisCore", "GeometricElement3d", "BisCore.GeometricElement", "element", (("Category", _N),)),
-    ClassDef(0x43, "BisCore", "SpatialElement", "BisCore.GeometricElement3d", "element"),
-    ClassDef(0x44, "BisCore", "PhysicalElement", "BisCore.SpatialElement", "element"),
-    ClassDef(0x45, "BisCore", "SpatialLocationElement", "BisCore.SpatialElement", "element"),
-    ClassDef(0x46, "BisCore", "InformationContentElement", "BisCore.Element", "element"),
-    ClassDef(0x47, "BisCore", "DefinitionElement", "BisCore.InformationContentElement", "element",
-             (("IsPrivate", _B),)),
-    ClassDef(0x48, "BisCore", "Category", "BisCore.DefinitionElement", "element",
-             (("Description", _S), ("Rank", _I))),
-    ClassDef(0x49, "BisCore", "SpatialCategory", "BisCore.Category", "element"),
-    ClassDef(0x4A, "BisCore", "InformationReferenceElement", "BisCore.InformationContentElement", "element"),
-    ClassDef(0x4B, "BisCore", "Subject", "BisCore.InformationReferenceElement", "element",
-             (("Description", _S),)),
-    ClassDef(0x4C, "BisCore", "InformationPartitionElement", "BisCore.InformationContentElement", "element",
-             (("Description", _S),)),
-    ClassDef(0x4D, "BisCore", "PhysicalPartition", "BisCore.InformationPartitionElement", "element"),
-    ClassDef(0x4E, "BisCore", "DefinitionPartition", "BisCore.InformationPartitionElement", "element"),
-    # BisCore: aspects
-    ClassDef(0x60, "BisCore", "ElementAspect", None, "aspect"),
-    ClassDef(0x61, "BisCore", "ElementUniqueAspect", "BisCore.ElementAspect", "aspect", (("Element", _N),)),
-    ClassDef(0x62, "BisCore", "ElementMultiAspect", "BisCore.ElementAspect", "aspect", (("Element", _N),)),
-    # Building
-    ClassDef(0x100, "Building", "BuildingElement", "BisCore.PhysicalElement", "element",
-             (("Material", _S), ("Level", _S))),
-    ClassDef(0x101, "Building", "Wall", "Building.BuildingElement", "element",
-             (("Thickness", _D), ("Height", _D), ("IsExternal", _B), ("LoadBearing", _B), ("FireRating", _S))),
-    ClassDef(0x102, "Building", "Door", "Building.BuildingElement", "element",
-             (("Width", _D), ("Height", _D), ("FireRating", _S), ("Manufacturer", _S), ("OperationType", _S))),
-    ClassDef(0x103, "Building", "Window", "Building.BuildingElement", "element",
-             (("Width", _D), ("Height", _D), ("Manufacturer", _S), ("GlazingType", _S), ("UValue", _D))),
-    ClassDef(0x104, "Building", "Slab", "Building.BuildingElement", "element",
-             (("Thickness", _D), ("SlabType", _S), ("FireRating", _S))),
-    ClassDef(0x105, "Building", "Column", "Building.BuildingElement", "element",
-             (("Width", _D), ("Depth", _D), ("Height", _D), ("Profile", _S))),
-    ClassDef(0x106, "Building", "Beam", "Building.BuildingElement", "element",
-             (("Width", _D), ("Depth", _D), ("Length", _D), ("Profile", _S))),
-    ClassDef(0x107, "Building", "Space", "BisCore.SpatialLocationElement", "element",
-             (("Level", _S), ("SpaceType", _S), ("Occupancy", _I), ("FloorArea", _D))),
-    ClassDef(0x110, "Building", "FireRatingAspect", "BisCore.ElementUniqueAspect", "aspect",
-             (("Rating", _S), ("TestStandard", _S), ("Certified", _B))),
-    ClassDef(0x111, "Building", "CostAspect", "BisCore.ElementUniqueAspect", "aspect",
-             (("Cost", _D), ("Currency", _S), ("CostCode", _S))),
-    ClassDef(0x112, "Building", "MaintenanceRecordAspect", "BisCore.ElementMultiAspect", "aspect",
-             (("Date", _S), ("Technician", _S), ("Action", _S), ("Hours", _D))),
-    # Plumbing
-    ClassDef(0x140, "Plumbing", "DistributionElement", "BisCore.PhysicalElement", "element",
-             (("SystemName", _S), ("Material", _S))),
-    ClassDef(0x141, "Plumbing", "Pipe", "Plumbing.DistributionElement", "element",
-             (("Diameter", _D), ("Length", _D), ("PressureRating", _S))),
-    ClassDef(0x142, "Plumbing", "Fitting", "Plumbing.DistributionElement", "element",
-             (("FittingType", _S), ("Diameter", _D))),
-    ClassDef(0x143, "Plumbing", "Manhole", "Plumbing.DistributionElement", "element",
-             (("Diameter", _D), ("Depth", _D), ("CoverType", _S))),
-    # Site
-    ClassDef(0x180, "Site", "SiteElement", "BisCore.PhysicalElement", "element",
-             (("Material", _S), ("Zone", _S))),
-    ClassDef(0x181, "Site", "Pavement", "Site.SiteElement", "element",
-             (("Thickness", _D), ("SurfaceType", _S))),
-    ClassDef(0x182, "Site", "Curb", "Site.SiteElement", "element",
-             (("Width", _D), ("Height", _D))),
-    ClassDef(0x183, "Site", "LightPole", "Site.SiteElement", "element",
-             (("Height", _D), ("Diameter", _D), ("Wattage", _I), ("Manufacturer", _S))),
-)  # fmt: skip
-
-#: ``Schema.Class`` -> its definition.
-CLASS_DEFS_BY_NAME: Final[dict[str, ClassDef]] = {c.full_name: c for c in CLASS_DEFS}
-_CLASS_ID: Final = {name: c.class_id for name, c in CLASS_DEFS_BY_NAME.items()}
-
-#: ECSQL property -> ``im_elements`` column, for the properties not stored in ``props``.
-ELEMENT_COLUMN_PROPERTIES: Final[dict[str, str]] = {
-    "CodeValue": "code_value",
-    "UserLabel": "user_label",
-    "Category": "category_id",
-    "Model": "model_id",
-    "Parent": "parent_id",
-}
-
-# ------------------------------------------------------------------------ tables
-
-_DDL: Final = """
-CREATE TABLE IF NOT EXISTS im_classes (
-    imodel_id    TEXT NOT NULL,
-    class_id     INTEGER NOT NULL,
-    schema_name  TEXT NOT NULL COLLATE NOCASE,
-    schema_alias TEXT NOT NULL COLLATE NOCASE,
-    class_name   TEXT NOT NULL COLLATE NOCASE,
-    base_class_id INTEGER NULL,
-    kind         TEXT NOT NULL CHECK (kind IN ('element', 'aspect')),
-    PRIMARY KEY (imodel_id, class_id)
-);
-CREATE UNIQUE INDEX IF NOT EXISTS im_classes_name ON im_classes (imodel_id, schema_name, class_name);
-CREATE TABLE IF NOT EXISTS im_class_properties (
-    imodel_id     TEXT NOT NULL,
-    class_id      INTEGER NOT NULL,
-    property_name TEXT NOT NULL COLLATE NOCASE,
-    property_type TEXT NOT NULL
-        CHECK (property_type IN ('String', 'Double', 'Integer', 'Boolean', 'Navigation', 'Json')),
-    PRIMARY KEY (imodel_id, class_id, property_name)
-);
-CREATE TABLE IF NOT EXISTS im_elements (
-    imodel_id   TEXT NOT NULL,
-    id          INTEGER NOT NULL,
-    class_id    INTEGER NOT NULL,
-    code_value  TEXT NULL,
-    user_label  TEXT NULL,
-    category_id INTEGER NULL,
-    model_id    INTEGER NULL,
-    parent_id   INTEGER NULL,
-    bbox_low_x  REAL NULL,
-    bbox_low_y  REAL NULL,
-    bbox_low_z  REAL NULL,
-    bbox_high_x REAL NULL,
-    bbox_high_y REAL NULL,
-    bbox_high_z REAL NULL,
-    length      REAL NULL,
-    area        REAL NULL,
-    volume      REAL NULL,
-    props       TEXT NOT NULL DEFAULT '{}',
-    PRIMARY KEY (imodel_id, id)
-);
-CREATE INDEX IF NOT EXISTS im_elements_class ON im_elements (imodel_id, class_id);
-CREATE INDEX IF NOT EXISTS im_elements_category ON im_elements (imodel_id, category_id);
-CREATE TABLE IF NOT EXISTS im_aspects (
-    imodel_id  TEXT NOT NULL,
-    id         INTEGER NOT NULL,
-    class_id   INTEGER NOT NULL,
-    element_id INTEGER NOT NULL,
-    props      TEXT NOT NULL DEFAULT '{}',
-    PRIMARY KEY (imodel_id, id)
-);
-CREATE INDEX IF NOT EXISTS im_aspects_element ON im_aspects (imodel_id, element_id);
-"""
-
-
-def create_schema(conn: sqlite3.Connection) -> None:
-    """Create the ``im_*`` tables and indexes if they do not exist."""
-    for statement in _DDL.split(";"):
-        if statement.strip():
-            conn.execute(statement)
 
 
 @contextmanager
@@ -603,22 +60,6 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
         conn.rollback()
         raise
     conn.commit()
-
-
-def class_chain(conn: sqlite3.Connection, imodel_id: str, class_id: int) -> list[tuple[str, str]]:
-    """The class and its bases, most derived first, as ``(schema_name, class_name)`` pairs."""
-    chain: list[tuple[str, str]] = []
-    current: int | None = class_id
-    while current is not None and len(chain) < 64:
-        row = conn.execute(
-            "SELECT schema_name, class_name, base_class_id FROM im_classes WHERE imodel_id = ? AND class_id = ?",
-            (imodel_id, current),
-        ).fetchone()
-        if row is None:
-            break
-        chain.append((str(row[0]), str(row[1])))
-        current = row[2]
-    return chain
 
 
 # ---------------------------------------------------------------------- geometry
@@ -757,14 +198,14 @@ class _Writer:
     ) -> None:
         geometry: tuple[_Value, ...] = box if box is not None else (None,) * 6
         values: tuple[_Value, ...] = measures if measures is not None else (None,) * 3
-        row: _Row = (self._imodel_id, element_id, _CLASS_ID[class_name], code, label, category, model, parent)
+        row: _Row = (self._imodel_id, element_id, CLASS_IDS[class_name], code, label, category, model, parent)
         self._elements.append(row + geometry + values + (_dumps(props),))
         self.element_rows += 1
         if len(self._elements) >= _BATCH:
             self.flush()
 
     def aspect(self, class_name: str, element_id: int, props: _Props) -> None:
-        self._aspects.append((self._imodel_id, self.next_id(), _CLASS_ID[class_name], element_id, _dumps(props)))
+        self._aspects.append((self._imodel_id, self.next_id(), CLASS_IDS[class_name], element_id, _dumps(props)))
 
     def flush(self) -> None:
         if self._elements:
@@ -854,7 +295,15 @@ def _write_classes(conn: sqlite3.Connection, imodel_id: str) -> None:
     conn.executemany(
         "INSERT INTO im_classes VALUES (?,?,?,?,?,?,?)",
         [
-            (imodel_id, c.class_id, c.schema, _ALIAS[c.schema], c.name, _CLASS_ID[c.base] if c.base else None, c.kind)
+            (
+                imodel_id,
+                c.class_id,
+                c.schema,
+                SCHEMA_ALIASES[c.schema],
+                c.name,
+                CLASS_IDS[c.base] if c.base else None,
+                c.kind,
+            )
             for c in CLASS_DEFS
         ],
     )

@@ -8,17 +8,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from .imodel import (
-    SANDBOX_IMODELS,
-    SANDBOX_ITWINS,
-    SandboxChangeset,
-    changesets_for,
-    ensure_sample_imodels,
-    generate_imodel,
-)
-from .store import Store, now_iso
+from ..store import Store, now_iso
+from .generators import ensure_sample_imodels, generate_imodel
+from .records import SANDBOX_IMODELS, SANDBOX_ITWINS, SandboxChangeset, changesets_for
 
-__all__ = ["add_generated", "ensure_seeded"]
+__all__ = ["add_generated", "add_generated_imodel", "ensure_seeded"]
 
 
 def _changesets_wire(changesets: tuple[SandboxChangeset, ...]) -> list[dict[str, Any]]:
@@ -78,3 +72,12 @@ def add_generated(store: Store, *, elements: int, name: str | None, seed: int) -
             }
         )
     return imodel_id, count
+
+
+def add_generated_imodel(db_path: str, *, elements: int, name: str | None, seed: int) -> tuple[str, int]:
+    """Generate an extra iModel of `elements` physical elements into the sandbox database (for benchmarks)."""
+    store = Store(db_path)
+    try:
+        return add_generated(store, elements=elements, name=name, seed=seed)
+    finally:
+        store.close()

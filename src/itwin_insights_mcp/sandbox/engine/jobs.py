@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..store import Record, Store, now_iso
 from .extraction import (
     Budget,
     ExtractionIssue,
@@ -34,10 +35,9 @@ from .extraction import (
     extract_mapping,
     merge_previous_rows,
 )
-from .store import Record, Store, now_iso
 
 if TYPE_CHECKING:
-    from ..settings import Settings
+    from ...settings import Settings
 
 __all__ = ["JobRunner", "SandboxLimits"]
 

@@ -1,4 +1,4 @@
-"""Handlers for the discovery endpoints: iTwins (v1) and iModels (v2), over the sandbox's own iTwin and iModels.
+"""Discovery adapters: iTwins (v1) and iModels (v2), over the sandbox's own iTwin and iModels.
 
 They follow platform-context-api.md: minimal items unless `Prefer: return=representation`, `_links` with self,
 prev and next (null where there is no page), `$skip` paging for iTwins and continuation tokens for iModels.
@@ -11,10 +11,11 @@ from typing import Any
 
 from starlette.responses import Response
 
-from .http import DEFAULT_PAGE_SIZE, Call, SandboxError, json_response, offset_page
-from .imodel import SANDBOX_ITWINS
+from ..errors import SandboxError
+from ..imodels.records import SANDBOX_ITWINS
+from ..wire import DEFAULT_PAGE_SIZE, Call, json_response, offset_page
 
-__all__ = ["CONTEXT_HANDLERS"]
+__all__ = ["IMODELS_HANDLERS", "ITWINS_HANDLERS"]
 
 _ITWIN_MINIMAL = ("id", "class", "subClass", "type", "number", "displayName")
 _IMODEL_MINIMAL = ("id", "displayName")
@@ -32,10 +33,6 @@ _CHANGESET_MINIMAL = (
     "briefcaseId",
     "groupId",
 )
-
-
-def _wants_representation(call: Call) -> bool:
-    return "return=representation" in call.request.headers.get("prefer", "").replace(" ", "").lower()
 
 
 def _pick(item: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
@@ -111,7 +108,7 @@ def list_itwins(call: Call) -> Response:
         needle = str(q["$search"]).lower()
         items = [i for i in items if needle in str(i["displayName"]).lower() or needle in str(i["number"]).lower()]
     shape: Callable[[dict[str, Any]], dict[str, Any]] = (
-        (lambda i: i) if _wants_representation(call) else (lambda i: _pick(i, _ITWIN_MINIMAL))
+        (lambda i: i) if call.wants_representation else (lambda i: _pick(i, _ITWIN_MINIMAL))
     )
     top = int(q.get("$top", DEFAULT_PAGE_SIZE))
     skip = int(q.get("$skip", 0))
@@ -128,16 +125,15 @@ def get_itwin(call: Call) -> Response:
     itwin = next((i for i in _itwins(call) if i["id"] == call.path["iTwinId"]), None)
     if itwin is None:
         raise SandboxError(404, "iTwinNotFound", "Requested iTwin is not available.")
-    return json_response({"iTwin": itwin if _wants_representation(call) else _pick(itwin, _ITWIN_MINIMAL)})
+    return json_response({"iTwin": itwin if call.wants_representation else _pick(itwin, _ITWIN_MINIMAL)})
 
 
 def _imodel_out(call: Call, imodel: dict[str, Any]) -> dict[str, Any]:
-    base = f"/imodels/{imodel['id']}"
     out = {k: v for k, v in imodel.items() if k != "changesets"}
     out["_links"] = {
         "creator": None,
-        "changesets": call.href(f"{base}/changesets"),
-        "namedVersions": call.href(f"{base}/namedversions"),
+        "changesets": call.link(f"/{imodel['id']}/changesets"),
+        "namedVersions": call.link(f"/{imodel['id']}/namedversions"),
     }
     return out
 
@@ -160,7 +156,7 @@ def list_imodels(call: Call) -> Response:
     if "$orderBy" in q:
         field, _, direction = str(q["$orderBy"]).partition(" ")
         items.sort(key=lambda i: str(i.get(field) or ""), reverse=direction == "desc")
-    full = _wants_representation(call)
+    full = call.wants_representation
     shaped = [_imodel_out(call, i) if full else _pick(i, _IMODEL_MINIMAL) for i in items]
     return offset_page(call, "iModels", shaped)
 
@@ -185,19 +181,20 @@ def list_changesets(call: Call) -> Response:
     if "lastIndex" in q:
         items = [c for c in items if c["index"] <= int(q["lastIndex"])]
     items.sort(key=lambda c: int(c["index"]), reverse=str(q.get("$orderBy", "index")).endswith("desc"))
-    full = _wants_representation(call)
-    base = f"/imodels/{imodel['id']}/changesets"
+    full = call.wants_representation
     shaped = []
     for cs in items:
         out = dict(cs) if full else _pick(cs, _CHANGESET_MINIMAL)
-        out["_links"] = {"self": call.href(f"{base}/{cs['id']}"), "creator": None}
+        out["_links"] = {"self": call.link(f"/{imodel['id']}/changesets/{cs['id']}"), "creator": None}
         shaped.append(out)
     return offset_page(call, "changesets", shaped)
 
 
-CONTEXT_HANDLERS: dict[str, Callable[[Call], Response]] = {
+ITWINS_HANDLERS: dict[str, Callable[[Call], Response]] = {
     "get-my-itwins": list_itwins,
     "get-itwin": get_itwin,
+}
+IMODELS_HANDLERS: dict[str, Callable[[Call], Response]] = {
     "get-itwin-imodels": list_imodels,
     "get-imodel-details": get_imodel,
     "get-imodel-changesets": list_changesets,

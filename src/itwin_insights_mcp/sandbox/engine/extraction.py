@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..imodels.schema import ELEMENT_COLUMN_PROPERTIES, id64
 from . import formulas
 from .ecsql import QueryTranslationError, translate
-from .imodel import ELEMENT_COLUMN_PROPERTIES, id64
 
 __all__ = [
     "FIXED_COLUMNS",

@@ -10,10 +10,10 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from .http import Call
-from .store import now_iso
+from ..store import Store, now_iso
+from .caller import Caller
 
-__all__ = ["audit"]
+__all__ = ["audit", "trail"]
 
 _HIDDEN = {"id", "kind", "imodelId", "mappingId", "createdOn", "createdBy", "modifiedOn", "modifiedBy"}
 
@@ -26,7 +26,7 @@ def _text(value: Any) -> str | None:
 
 
 def audit(
-    call: Call,
+    caller: Caller,
     imodel_id: str,
     path: str,
     action: str,
@@ -40,5 +40,20 @@ def audit(
         for key in sorted((set(old) | set(new)) - _HIDDEN)
         if old.get(key) != new.get(key)
     ]
-    entry = {"timestamp": now_iso(), "path": path, "userEmail": call.user_email, "action": action, "changes": changes}
-    call.store.insert("audit", imodel_id, entry, record_id=str(uuid.uuid4()))
+    entry = {"timestamp": now_iso(), "path": path, "userEmail": caller.user_email, "action": action, "changes": changes}
+    caller.store.insert("audit", imodel_id, entry, record_id=str(uuid.uuid4()))
+
+
+def trail(
+    store: Store, imodel_id: str, *, path: str | None = None, after: str | None = None, before: str | None = None
+) -> list[dict[str, Any]]:
+    """The iModel's audit entries, oldest first, under `path` and strictly between `after` and `before`."""
+    entries = []
+    for record in store.children("audit", imodel_id):
+        entry = record.data
+        if path and not entry["path"].startswith(path.strip("/")):
+            continue
+        if (after and entry["timestamp"] <= after) or (before and entry["timestamp"] >= before):
+            continue
+        entries.append(entry)
+    return entries

@@ -136,11 +136,10 @@ def _settings_from(args: argparse.Namespace) -> Settings:
     flags = {option.name: getattr(args, option.name, None) for option in options_for(_command(args))}
     settings = Settings.from_env().with_overrides(**flags)
     if settings.backend != "sandbox" and not settings.access_token and not settings.client_secret:
-        from .api.desktop_auth import default_store, has_stored_login
+        from .api.credentials import remembered_login
 
-        store = default_store(settings.token_store)
         settings = settings.with_overrides(
-            desktop_login=has_stored_login(settings.authority, settings.desktop_client_id, store)
+            desktop_login=remembered_login(settings.authority, settings.desktop_client_id, settings.token_store)
         )
     return settings.validate()
 

@@ -11,12 +11,14 @@ import logging
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import httpx2
 
 from ..errors import AuthError
-from .signin import OidcClient
+
+if TYPE_CHECKING:
+    from .signin import OidcClient
 
 __all__ = [
     "CachedTokenProvider",
@@ -128,7 +130,9 @@ class ClientCredentialsProvider(CachedTokenProvider):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(clock)
-        self._oidc = OidcClient(authority, client_id, client_secret=client_secret, transport=transport)
+        from .signin import OidcClient  # pyjwt and cryptography load only when a service app signs in
+
+        self._oidc: OidcClient = OidcClient(authority, client_id, client_secret=client_secret, transport=transport)
         self._authority = self._oidc.authority
         self._scopes = scopes
         self._token_endpoint: str | None = None

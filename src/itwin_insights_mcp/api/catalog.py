@@ -24,7 +24,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from platformdirs import user_cache_dir
 
 __all__ = [
@@ -547,6 +546,8 @@ def _success_response(responses: Mapping[str, Any], where: str) -> tuple[int, st
 
 def _load_document(name: str) -> Any:
     text = resources.files("itwin_insights_mcp.api").joinpath("specs", name).read_text(encoding="utf-8")
+    import yaml  # only when the cached, resolved catalog is missing or stale (~16 ms of start-up otherwise)
+
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader, chosen for speed
 

@@ -33,8 +33,10 @@ __all__ = [
     "TokenStore",
     "default_credentials_path",
     "default_store",
+    "forget_remembered_logins",
     "has_stored_login",
     "keyring_available",
+    "remembered_login",
 ]
 
 log = logging.getLogger(__name__)
@@ -163,6 +165,7 @@ class FileStore:
         data.setdefault("logins", {})[_key(authority, login.client_id)] = login.to_json()
         data.setdefault("current", {})[authority] = login.client_id
         self._write(data)
+        forget_remembered_logins()
 
     def delete(self, authority: str, client_id: str | None = None) -> bool:
         data = self._read()
@@ -187,6 +190,7 @@ class FileStore:
                 pass
             except OSError as exc:
                 raise AuthError(f"Could not delete the credentials file {self.path} ({exc.strerror}).") from None
+        forget_remembered_logins()
         return True
 
     # The file: {"version": 1, "logins": {"<authority>|<client_id>": {...}}, "current": {"<authority>": "<id>"}}
@@ -327,6 +331,7 @@ class KeyringStore:
         record = json.dumps(login.to_json(), separators=(",", ":"))
         self._call("save", lambda: self._backend.set_password(self.SERVICE, _key(authority, login.client_id), record))
         self._call("save", lambda: self._backend.set_password(self.SERVICE, self._current(authority), login.client_id))
+        forget_remembered_logins()
 
     def delete(self, authority: str, client_id: str | None = None) -> bool:
         authority = authority.rstrip("/")
@@ -339,6 +344,7 @@ class KeyringStore:
             self._delete_entry(_key(authority, client_id))
         if current == client_id:
             self._delete_entry(self._current(authority))
+        forget_remembered_logins()
         return found
 
     def _delete_entry(self, username: str) -> None:
@@ -385,3 +391,42 @@ def has_stored_login(authority: str, client_id: str | None = None, store: TokenS
         return chosen.load(authority, client_id) is not None
     except (AuthError, ConfigError):
         return False
+
+
+def _remembered_path() -> Path:
+    return default_credentials_path().with_name("signin-index.json")
+
+
+def forget_remembered_logins() -> None:
+    """Drop what `remembered_login` keeps: called by every save and delete, in either store."""
+    with contextlib.suppress(OSError):
+        _remembered_path().unlink()
+
+
+def remembered_login(authority: str, client_id: str | None, choice: str | None) -> bool:
+    """`has_stored_login` for the chosen store, remembered between starts (no secret: only whether one exists).
+
+    Asking the OS keyring costs about 90 ms of every server start (its backends are probed); the answer only changes
+    when `login`/`logout` save or delete a sign-in, and both forget it. A sign-in removed by other means is noticed at
+    the first call, which then says to run `itwin-insights-mcp login`.
+    """
+    key = f"{(choice or 'auto').strip().lower()}|{authority.rstrip('/')}|{client_id or ''}"
+    path = _remembered_path()
+    try:
+        answers = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        answers = {}
+    if not isinstance(answers, dict):
+        answers = {}
+    if isinstance(answers.get(key), bool):
+        return bool(answers[key])
+    found = has_stored_login(authority, client_id, default_store(choice))
+    answers[key] = found
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(answers, out)
+        os.replace(temporary, path)
+    return found

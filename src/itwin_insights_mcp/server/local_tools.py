@@ -15,7 +15,6 @@ import os
 import re
 import tempfile
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,6 +174,8 @@ def export_path(settings: Settings, file_name: str) -> Path:
 
 async def _columns(ctx: LocalContext, report_id: str, entity: str) -> list[str]:
     xml = await _api(ctx, "get_odata_metadata", {"reportId": report_id})
+    import xml.etree.ElementTree as ET  # only when exporting
+
     root = ET.fromstring(xml)  # noqa: S314 - our own API's EDMX, not user input
     for entity_type in root.iter(f"{EDM}EntityType"):
         if entity_type.get("Name") == entity:

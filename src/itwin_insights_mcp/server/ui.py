@@ -18,7 +18,6 @@ else; the view pages only OData results (through `view_odata_page`).
 from __future__ import annotations
 
 import logging
-import xml.etree.ElementTree as ET
 from functools import cache
 from importlib.resources import files
 from typing import Any
@@ -172,8 +171,13 @@ def app_only_refusal(surface: ToolSurface, wants_view: bool) -> str | None:
 
 
 def _edm_columns(xml: str, entity: str) -> list[tuple[str, str]]:
-    """(column, Edm type) of one entity type of a report's `$metadata`."""
-    root = ET.fromstring(xml)  # noqa: S314 - our own API's EDMX, not user input
+    """(column, Edm type) of one entity type of a report's `$metadata` (none when it is not readable XML)."""
+    import xml.etree.ElementTree as ET  # only when the view pages (kept out of start-up)
+
+    try:
+        root = ET.fromstring(xml)  # noqa: S314 - our own API's EDMX, not user input
+    except ET.ParseError:
+        return []
     for entity_type in root.iter(f"{EDM}EntityType"):
         if entity_type.get("Name") == entity:
             return [
@@ -263,8 +267,6 @@ async def _page_for_view(
         units = await _units(surface, settings, client, page_args["reportId"], page_args["entityType"])
     except InsightsError as exc:
         return error_result(op, exc, surface.catalog, page_args)
-    except ET.ParseError:
-        types_by_column, units = {}, {}
     data = page.structured_content
     names = list(data.get("columns") or []) or list(types_by_column)
     context = str(data.get("@odata.context") or "")

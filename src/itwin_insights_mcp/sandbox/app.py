@@ -27,6 +27,7 @@ from .apikeys import api_key_user
 from .context import CONTEXT_HANDLERS
 from .gm import GM_HANDLERS
 from .http import INVALID_REQUEST_CODES, Call, SandboxError, error_response
+from .imodel_query import IMODEL_QUERY_HANDLERS
 from .jobs import JobRunner, SandboxLimits
 from .reporting import REPORTING_HANDLERS
 from .reporting_v2 import REPORTING_V2_HANDLERS
@@ -44,6 +45,7 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     **{("imodels-v2", k): v for k, v in CONTEXT_HANDLERS.items() if k not in ("get-my-itwins", "get-itwin")},
     **{("grouping-mapping-v1", k): v for k, v in GM_HANDLERS.items()},
     **{("reporting-v2", k): v for k, v in REPORTING_V2_HANDLERS.items()},
+    **{("imodel-query-v1", k): v for k, v in IMODEL_QUERY_HANDLERS.items()},
 }
 
 DEFAULT_USER_EMAIL = "sandbox.user@example.com"

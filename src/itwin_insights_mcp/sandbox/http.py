@@ -30,6 +30,7 @@ INVALID_REQUEST_CODES = {
     "reporting-v1": "InvalidInsightsRequest",
     "itwins-v1": "InvalidiTwinsRequest",
     "imodels-v2": "InvalidiModelsRequest",
+    "imodel-query-v1": "InvalidiModelQueryRequest",
 }
 DEFAULT_PAGE_SIZE = 100  # not documented; the reference's examples use 100
 MAX_SEQ = (1 << 63) - 1  # SQLite's INTEGER range: positions beyond it cannot exist

@@ -28,6 +28,7 @@ from ..api.catalog import Catalog
 from ..api.client import InsightsClient
 from ..errors import ApiError, InsightsError
 from ..settings import Settings
+from .imodel_tools import describe_imodel, query_imodel
 from .results import error_result, refusal_result
 from .skills import load_skills
 from .tools import send
@@ -512,5 +513,64 @@ LOCAL_TOOLS: tuple[LocalTool, ...] = (
             },
         ),
         auth_status,
+    ),
+    LocalTool(
+        "query_imodel",
+        "imodel_query",
+        True,
+        _tool(
+            "query_imodel",
+            "Query an iModel (ECSQL)",
+            "Preview: run an ECSQL SELECT on an iModel (latest changeset unless given): rows as objects, total, "
+            "paging. For one-off numbers; a mapping+report for repeatable tables.",
+            {
+                "properties": {
+                    "iModelId": {"type": "string", "minLength": 1},
+                    "query": {"type": "string", "minLength": 1},
+                    "args": {"type": "object", "description": 'Values of :name or ? parameters (key "1" for ?).'},
+                    "changesetId": {"type": "string"},
+                    "maxRows": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    "skip": {"type": "integer", "minimum": 0},
+                    "exportFile": {"type": "string", "description": "Write all rows to this .csv/.jsonl export file."},
+                },
+                "required": ["iModelId", "query"],
+            },
+            read_only=True,
+            output={
+                "type": "object",
+                "required": ["columns", "rows", "total"],
+                "properties": {
+                    "columns": {"type": "array", "items": {"type": "string"}},
+                    "rows": {"type": "array", "items": {"type": "object"}},
+                    "total": {"type": "integer"},
+                    "complete": {"type": "boolean"},
+                    "nextSkip": {"type": "integer"},
+                    "path": {"type": "string"},
+                    "changesetId": {"type": "string"},
+                },
+            },
+        ),
+        query_imodel,
+    ),
+    LocalTool(
+        "describe_imodel",
+        "imodel_query",
+        True,
+        _tool(
+            "describe_imodel",
+            "Describe an iModel's classes",
+            "Preview: an iModel's schemas and classes with instance counts; with className (bldg.Wall), its "
+            "properties incl. inherited, with types and units.",
+            {
+                "properties": {
+                    "iModelId": {"type": "string", "minLength": 1},
+                    "className": {"type": "string"},
+                    "changesetId": {"type": "string"},
+                },
+                "required": ["iModelId"],
+            },
+            read_only=True,
+        ),
+        describe_imodel,
     ),
 )

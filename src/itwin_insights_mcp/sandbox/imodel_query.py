@@ -55,16 +55,17 @@ def _writer(kind: str) -> Callable[[Any], Any]:
 
 
 def with_position(message: str, query: str) -> str:
-    """The message, plus where in the query the quoted token it names is (line, column), when it has no position."""
+    """The message with the position (line, column) of the quoted token it names, when it has none (so it survives
+    the 1000-character cut of long messages)."""
     if " at line " in message:
         return message
     for quoted in re.findall(r"'([^']{1,200})'", message):
         for candidate in (quoted, quoted.replace(".", ":"), quoted.split(".")[-1]):
-            found = re.search(rf"(?<![\w.]){re.escape(candidate)}(?!\w)", query, re.IGNORECASE)
+            found = re.search(rf"(?<!\w){re.escape(candidate)}(?!\w)", query, re.IGNORECASE)
             if found is not None:
                 line = query.count("\n", 0, found.start()) + 1
                 column = found.start() - (query.rfind("\n", 0, found.start()) + 1) + 1
-                return f"{message} (at line {line}, column {column}: '{candidate}')"
+                return message.replace(f"'{quoted}'", f"'{quoted}' (at line {line}, column {column})", 1)
     return message
 
 

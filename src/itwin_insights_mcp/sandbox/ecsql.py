@@ -1027,6 +1027,8 @@ class _Translator:
             elif name.lower() == _CLASS.lower():
                 name = _CLASS
             items.append((name, sql, ref))
+        if self.full:  # iModel Query names a repeated column Name_1, Name_2, ... (a sandbox choice)
+            items = _unique_names(items)
         seen: set[str] = set()
         for name, _, _ in items:
             if name.lower() in seen:
@@ -1288,6 +1290,21 @@ def _syntax_error(error: SqlglotError) -> str:
         return f"ECSQL syntax error{where}: {description}{_EXAMPLE}"
     message = str(error).strip()
     return f"ECSQL syntax error: {message.splitlines()[0] if message else 'invalid query'}"
+
+
+def _unique_names(items: list[tuple[str, exp.Expr, _Ref | None]]) -> list[tuple[str, exp.Expr, _Ref | None]]:
+    """Result columns with repeated names suffixed ``_1``, ``_2``, ... (the first keeps its name)."""
+    taken = {name.lower() for name, _, _ in items}
+    seen: set[str] = set()
+    out: list[tuple[str, exp.Expr, _Ref | None]] = []
+    for name, sql, ref in items:
+        unique, n = name, 0
+        while unique.lower() in seen or (unique != name and unique.lower() in taken):
+            n += 1
+            unique = f"{name}_{n}"
+        seen.add(unique.lower())
+        out.append((unique, sql, ref))
+    return out
 
 
 def _kind(ref: _Ref | None) -> str:

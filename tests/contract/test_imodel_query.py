@@ -296,3 +296,51 @@ async def test_describe_imodel_gives_a_class_properties_with_types_and_units(mcp
     assert props["Category"]["type"] == "Navigation" and props["JsonProperties"]["type"] == "Json"
     result = await mcp.call_tool("describe_imodel", {"iModelId": BUILDING_ID, "className": "bldg.Nothing"})
     assert result.is_error and "describe_imodel without className" in text_of(result)
+
+
+# -- what the analyst tripped over (issue 17, item 4) ------------------------------------------------------------
+
+
+async def test_wait_for_extraction_text_says_issues_and_rows_per_group(mcp: Client, sandbox_db: str) -> None:
+    mapping = (await ok(mcp, "create_mapping", imodelId=BUILDING_ID, mappingName="Waited"))["mapping"]
+    ids = {"imodelId": BUILDING_ID, "mappingId": mapping["id"]}
+    await ok(mcp, "create_group", **ids, groupName="Doors", query="SELECT * FROM Building.Door")
+    run = (await ok(mcp, "run_extraction", imodelId=BUILDING_ID, mappings=[{"id": mapping["id"]}]))["run"]
+    result = await mcp.call_tool("wait_for_extraction", {"jobId": run["id"]})
+    [(doors,)] = sql(sandbox_db, "SELECT COUNT(*) FROM im_elements WHERE imodel_id = ? AND class_id = 258", BUILDING_ID)
+    data = dict(result.structured_content or {})
+    assert data["issues"] == 0 and data["rowsPerGroup"] == {"Doors": doors}
+    assert "No issues." in text_of(result) and f"Rows per group: Doors {doors}." in text_of(result)
+
+    await ok(mcp, "create_group", **ids, groupName="Broken", query="SELECT * FROM Building.NoSuchClass")
+    run = (await ok(mcp, "run_extraction", imodelId=BUILDING_ID, mappings=[{"id": mapping["id"]}]))["run"]
+    result = await mcp.call_tool("wait_for_extraction", {"jobId": run["id"]})
+    data = dict(result.structured_content or {})
+    assert data["containsIssues"] is True and data["issues"] >= 1
+    assert "issue(s) logged" in text_of(result) and "No issues" not in text_of(result)
+
+
+async def test_descriptions_say_what_deletes_units_and_power_bi_do(mcp: Client) -> None:
+    tools = {t.name: t for t in (await mcp.list_tools()).tools}
+    assert "one month" in (tools["delete_report"].description or "")
+    assert "aggregation table sets on it stay" in (tools["delete_mapping"].description or "")
+    assert "surface area" in (tools["create_calculated_property"].description or "")
+    area = tools["create_calculated_property"].input_schema["properties"]["type"]["description"]
+    assert "not floor area" in area
+    assert "API key" in (tools["get_odata_service"].description or "")
+
+
+async def test_deleting_a_mapping_leaves_its_aggregation_table_sets(mcp: Client) -> None:
+    mapping = (await ok(mcp, "create_mapping", imodelId=BUILDING_ID, mappingName="Gone"))["mapping"]
+    table_set = (
+        await ok(
+            mcp,
+            "create_aggregation_table_set",
+            tableSetName="Stays",
+            datasourceId=mapping["id"],
+            datasourceType="IModelMapping",
+        )
+    )["aggregationTableSet"]
+    await ok(mcp, "delete_mapping", imodelId=BUILDING_ID, mappingId=mapping["id"])
+    still = await ok(mcp, "get_aggregation_table_set", aggregationTableSetId=table_set["id"])
+    assert still["aggregationTableSet"]["id"] == table_set["id"]

@@ -97,6 +97,41 @@ async def _status(ctx: LocalContext, job_id: str, tool: str) -> dict[str, Any]:
     return {"state": state, "reason": None, "containsIssues": state == "PartiallySucceeded"}
 
 
+_ROWS = re.compile(r"([A-Za-z_][A-Za-z0-9_]*): (\d+) rows")
+
+
+async def _log_summary(ctx: LocalContext, job_id: str, tool: str) -> tuple[int | None, dict[str, int]]:
+    """Issue count and rows per group from the run's logs (None/{} when the logs cannot be read or say nothing)."""
+    logs_tool = "list_extraction_logs" if tool == "get_extraction_status" else "gm_list_extraction_logs"
+    if ctx.catalog.get(logs_tool) is None:
+        return None, {}
+    key = "jobId" if logs_tool == "list_extraction_logs" else "extractionId"
+    try:
+        body = await _api(ctx, logs_tool, {key: job_id, "top": 1000})
+    except InsightsError:
+        return None, {}
+    entries = body.get("logs", []) if isinstance(body, dict) else []
+    issues = sum(1 for e in entries if isinstance(e, dict) and str(e.get("level", "")).lower() in ("warning", "error"))
+    rows: dict[str, int] = {}
+    for entry in entries:
+        for name, count in _ROWS.findall(str(entry.get("message", "")) if isinstance(entry, dict) else ""):
+            rows[name] = int(count)
+    return issues, rows
+
+
+def _outcome_text(contains: Any, issues: int | None, rows: dict[str, int]) -> str:
+    """' Clean run' or ' N issues', and rows per group, for hosts that show only text."""
+    if issues is None:
+        text = " Issues: see the logs." if contains else ""
+    elif issues or contains:
+        text = f" {issues or 'Some'} issue(s) logged: groups may be missing rows."
+    else:
+        text = " No issues."
+    if rows:
+        text += " Rows per group: " + ", ".join(f"{name} {count}" for name, count in rows.items()) + "."
+    return text
+
+
 async def wait_for_extraction(ctx: LocalContext, arguments: dict[str, Any]) -> types.CallToolResult:
     job_id = arguments["jobId"]
     limit = float(arguments.get("waitSeconds", 40))
@@ -145,7 +180,12 @@ async def wait_for_extraction(ctx: LocalContext, arguments: dict[str, Any]) -> t
                 "waitedSeconds": round(elapsed, 1),
                 "nextStep": step,
             }
-            return _structured(f"Extraction {job_id}: {state} after {elapsed:.0f} s. {step}", data)
+            outcome = ""
+            if done:
+                issues, rows = await _log_summary(ctx, job_id, tool)
+                data["issues"], data["rowsPerGroup"] = issues, rows
+                outcome = _outcome_text(status.get("containsIssues"), issues, rows)
+            return _structured(f"Extraction {job_id}: {state} after {elapsed:.0f} s.{outcome} {step}", data)
         await asyncio.sleep(interval)
 
 
@@ -425,6 +465,8 @@ LOCAL_TOOLS: tuple[LocalTool, ...] = (
                     "done": {"type": "boolean"},
                     "waitedSeconds": {"type": "number"},
                     "nextStep": {"type": "string"},
+                    "issues": {"type": ["integer", "null"]},
+                    "rowsPerGroup": {"type": "object", "additionalProperties": {"type": "integer"}},
                 },
             },
         ),
@@ -521,8 +563,8 @@ LOCAL_TOOLS: tuple[LocalTool, ...] = (
         _tool(
             "query_imodel",
             "Query an iModel (ECSQL)",
-            "Preview: run an ECSQL SELECT on an iModel (latest changeset unless given): rows as objects, total, "
-            "paging. For one-off numbers; a mapping+report for repeatable tables.",
+            "Preview: run an ECSQL SELECT on an iModel (latest changeset by default): rows as objects, total. "
+            "One-off numbers; a mapping+report for repeatable tables.",
             {
                 "properties": {
                     "iModelId": {"type": "string", "minLength": 1},
@@ -560,7 +602,7 @@ LOCAL_TOOLS: tuple[LocalTool, ...] = (
             "describe_imodel",
             "Describe an iModel's classes",
             "Preview: an iModel's schemas and classes with instance counts; with className (bldg.Wall), its "
-            "properties incl. inherited, with types and units.",
+            "properties (also inherited) with types, units.",
             {
                 "properties": {
                     "iModelId": {"type": "string", "minLength": 1},

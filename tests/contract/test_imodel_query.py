@@ -266,7 +266,7 @@ async def test_query_imodel_exports_every_row(exporting: Client, sandbox_db: str
 
 async def test_query_imodel_reports_errors_with_a_next_step(mcp: Client) -> None:
     error = await fails(mcp, "query_imodel", 422, "InvalidECSqlQuery", iModelId=BUILDING_ID, query="DROP TABLE x")
-    assert "SELECT" in error["message"]
+    assert "SELECT" in error["message"] and "`query_imodel`" in error["nextStep"]
 
 
 async def test_describe_imodel_lists_schemas_and_classes_with_counts(mcp: Client, sandbox_db: str) -> None:
@@ -344,3 +344,16 @@ async def test_deleting_a_mapping_leaves_its_aggregation_table_sets(mcp: Client)
     await ok(mcp, "delete_mapping", imodelId=BUILDING_ID, mappingId=mapping["id"])
     still = await ok(mcp, "get_aggregation_table_set", aggregationTableSetId=table_set["id"])
     assert still["aggregationTableSet"]["id"] == table_set["id"]
+
+
+async def test_export_files_can_be_listed_and_deleted(exporting: Client) -> None:
+    query = "SELECT ECInstanceId FROM bldg.Door"
+    written = await ok(exporting, "query_imodel", iModelId=BUILDING_ID, query=query, exportFile="doors.csv")
+    listed = await ok(exporting, "manage_exports")
+    assert [f["name"] for f in listed["files"]] == ["doors.csv"] and listed["files"][0]["bytes"] > 0
+    assert Path(written["path"]).exists()
+    after = await ok(exporting, "manage_exports", delete="doors.csv")
+    assert after["deleted"] == "doors.csv" and after["files"] == [] and not Path(written["path"]).exists()
+    for bad in ("doors.csv", "../sandbox.db"):
+        result = await exporting.call_tool("manage_exports", {"delete": bad})
+        assert result.is_error

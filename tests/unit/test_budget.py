@@ -24,7 +24,7 @@ CATALOG = load_catalog()
 # cl100k tokens of the tools/list payload.
 BUDGETS = {
     "profile:reporting-v1": 21_500,
-    "profile:current": 16_000,
+    "profile:current": 17_700,
     "profile:all": 33_200,
     "read-only": 10_500,
     "compact": 400,
@@ -39,7 +39,7 @@ BUDGETS = {
     "gm_extraction": 3_050,
     "reports_v2": 2_800,
     "api_keys": 1_550,
-    "imodel_query": 1_700,
+    "imodel_query": 1_850,
 }
 
 

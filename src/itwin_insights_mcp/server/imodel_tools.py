@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import mcp.types as types
 
-from ..errors import ApiError, InsightsError
-from .results import error_result, fit_to_budget, refusal_result
+from ..errors import InsightsError
+from .results import ERROR_META_KEY, error_result, fit_to_budget, refusal_result
 from .tools import send
 
 if TYPE_CHECKING:
@@ -38,6 +38,18 @@ _PRIMITIVES: Final = {257: "Binary", 513: "Boolean", 769: "DateTime", 1025: "Dou
 _KINDS: Final = {0: "Primitive", 1: "Struct", 2: "PrimitiveArray", 3: "StructArray", 4: "Navigation"}
 _UNIT_NAMES: Final = {"Units:M": "m", "Units:SQ_M": "m²", "Units:CUB_M": "m³", "Units:HR": "h", "Units:W": "W",
                       "Units:W_PER_SQ_M_K": "W/(m²·K)"}  # fmt: skip
+
+
+def _failed(ctx: LocalContext, tool: str, exc: InsightsError, arguments: dict[str, Any]) -> types.CallToolResult:
+    """The usual error result of the run operation, with its next step pointing back at `tool` (what was called)."""
+    result = error_result(ctx.catalog["run_imodel_query"], exc, ctx.catalog, arguments)
+    for content in result.content:
+        if isinstance(content, types.TextContent):
+            content.text = content.text.replace("`run_imodel_query`", f"`{tool}`")
+    payload = (result.meta or {}).get(ERROR_META_KEY)
+    if isinstance(payload, dict) and isinstance(payload.get("nextStep"), str):
+        payload["nextStep"] = payload["nextStep"].replace("`run_imodel_query`", f"`{tool}`")
+    return result
 
 
 class QueryFailed(Exception):
@@ -152,7 +164,6 @@ def _text(rows: list[dict[str, Any]], limit: int = 40) -> str:
 
 
 async def query_imodel(ctx: LocalContext, arguments: dict[str, Any]) -> types.CallToolResult:
-    op = ctx.catalog["run_imodel_query"]
     export = arguments.get("exportFile")
     try:
         target = await _target(ctx, arguments)
@@ -162,7 +173,7 @@ async def query_imodel(ctx: LocalContext, arguments: dict[str, Any]) -> types.Ca
     except QueryFailed as exc:
         return refusal_result(str(exc))
     except InsightsError as exc:
-        return error_result(op, exc, ctx.catalog, arguments)
+        return _failed(ctx, "query_imodel", exc, arguments)
     skip = int(arguments.get("skip", 0))
     size = int(arguments.get("maxRows", ctx.settings.max_rows))
     window = rows[skip : skip + size]
@@ -264,7 +275,6 @@ def _property(row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def describe_imodel(ctx: LocalContext, arguments: dict[str, Any]) -> types.CallToolResult:
-    op = ctx.catalog["run_imodel_query"]
     name = arguments.get("className")
     try:
         target = await _target(ctx, arguments)
@@ -295,8 +305,8 @@ async def describe_imodel(ctx: LocalContext, arguments: dict[str, Any]) -> types
             )
     except QueryFailed as exc:
         return refusal_result(str(exc))
-    except (ApiError, InsightsError) as exc:
-        return error_result(op, exc, ctx.catalog, arguments)
+    except InsightsError as exc:
+        return _failed(ctx, "describe_imodel", exc, arguments)
     data, note = fit_to_budget(data, ctx.settings.max_result_bytes)
     return types.CallToolResult(
         content=[types.TextContent(text=text + (f" {note}" if note else ""))], structured_content=data

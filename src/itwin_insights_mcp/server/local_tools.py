@@ -280,6 +280,32 @@ async def export_odata_entity(ctx: LocalContext, arguments: dict[str, Any]) -> t
     return _structured(f"{summary} to {target}.", data)
 
 
+def _manage_exports(settings: Settings, deleted: str | None) -> types.CallToolResult:
+    """List the export directory's files; with `deleted`, delete that one first (only inside that directory)."""
+    root = Path(settings.export_dir).expanduser()
+    if deleted:
+        try:
+            target = export_path(settings, deleted)
+        except ValueError as exc:
+            return refusal_result(str(exc))
+        if not target.is_file():
+            return refusal_result(f"No export file {deleted!r}: call manage_exports without arguments to list them.")
+        target.unlink()
+    files = sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith(".")) if root.is_dir() else []
+    listed = [{"name": p.name, "bytes": p.stat().st_size, "modified": round(p.stat().st_mtime)} for p in files]
+    data: dict[str, Any] = {"directory": str(root), "files": listed}
+    if deleted:
+        data["deleted"] = deleted
+    head = f"Deleted {deleted}. " if deleted else ""
+    names = ", ".join(f"{f['name']} ({f['bytes']} bytes)" for f in listed) or "none"
+    return _structured(f"{head}Export files in {root}: {names}.", data)
+
+
+async def manage_exports(ctx: LocalContext, arguments: dict[str, Any]) -> types.CallToolResult:
+    deleted = arguments.get("delete")
+    return await asyncio.to_thread(_manage_exports, ctx.settings, str(deleted) if deleted else None)
+
+
 # -- read_skill and auth_status ----------------------------------------------------------------------------------
 
 
@@ -408,6 +434,7 @@ def _tool(
     read_only: bool,
     output: dict[str, Any] | None = None,
     idempotent: bool | None = None,
+    destructive: bool = False,
 ) -> types.Tool:
     return types.Tool(
         name=name,
@@ -418,7 +445,7 @@ def _tool(
         annotations=types.ToolAnnotations(
             title=title,
             read_only_hint=read_only,
-            destructive_hint=None if read_only else False,
+            destructive_hint=None if read_only else destructive,
             idempotent_hint=idempotent,
             open_world_hint=name != "read_skill",
         ),
@@ -614,5 +641,30 @@ LOCAL_TOOLS: tuple[LocalTool, ...] = (
             read_only=True,
         ),
         describe_imodel,
+    ),
+    LocalTool(
+        "manage_exports",
+        "odata",
+        False,
+        _tool(
+            "manage_exports",
+            "List or delete export files",
+            "List the files export tools wrote; `delete` removes one first.",
+            {"properties": {"delete": {"type": "string", "description": "File name to delete."}}},
+            read_only=False,
+            idempotent=True,
+            destructive=True,
+            output={
+                "type": "object",
+                "required": ["directory", "files"],
+                "properties": {
+                    "directory": {"type": "string"},
+                    "files": {"type": "array", "items": {"type": "object"}},
+                    "deleted": {"type": "string"},
+                },
+            },
+        ),
+        manage_exports,
+        also_in=("imodel_query",),
     ),
 )

@@ -228,12 +228,19 @@ async def test_query_imodel_resolves_the_latest_changeset_and_returns_objects(mc
 
 async def test_query_imodel_waits_through_201_and_pages_with_skip(mcp: Client, sandbox_db: str) -> None:
     [(total,)] = sql(sandbox_db, "SELECT COUNT(*) FROM im_elements WHERE imodel_id = ?", BUILDING_ID)
+    progress: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(value: float, limit: float | None, message: str | None) -> None:
+        progress.append((value, limit, message))
+
     result = await mcp.call_tool(
         "query_imodel",
         {"iModelId": BUILDING_ID, "query": "SELECT ECInstanceId FROM bis.Element ORDER BY ECInstanceId", "maxRows": 10},
+        progress_callback=on_progress,
     )
     data = dict(result.structured_content or {})
     assert data["total"] == total and len(data["rows"]) == 10 and data["nextSkip"] == 10
+    assert progress and {m for _, _, m in progress} <= {"Pending", "Running"}  # it answered 201 and was polled
     assert "skip=10" in text_of(result) and f"{total} rows" in text_of(result)
     second = await ok(
         mcp,

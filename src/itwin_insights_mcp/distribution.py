@@ -1,8 +1,8 @@
 """Distribution metadata generated from the code, never hand-copied: the MCP registry's `server.json` and the
 Claude Desktop bundle's (MCPB) `manifest.json` plus the bundle's own `pyproject.toml`.
 
-The registry entry's environment variables come from `settings.ENV_VARS` / `ENV_DESCRIPTIONS` / `SECRET_ENV_VARS`
-(what the CLI reads), the bundle's tool list from the server's own selection code with default settings (what
+The registry entry's environment variables come from the settings' declarations (`settings.OPTIONS`: what the CLI
+reads), the bundle's tool list from the server's own selection code with default settings (what
 `tools/list` returns), and every version from `itwin_insights_mcp.__version__`.
 
 `python -m itwin_insights_mcp.distribution server-json OUTDIR` writes `OUTDIR/server.json`;
@@ -16,12 +16,11 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import MISSING, fields
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Any
 
 from . import __version__
-from .settings import ENV_DESCRIPTIONS, ENV_VARS, SECRET_ENV_VARS, Settings
+from .settings import OPTIONS, Option, Settings
 
 __all__ = [
     "BUNDLE_ENTRY_POINT",
@@ -57,7 +56,7 @@ BUNDLE_WHEEL_DIR = "wheels"
 
 # Not offered in the registry's stdio package entry: they configure the HTTP transport and its caller
 # authentication (setting ITWIN_INSIGHTS_TRANSPORT=http would break a stdio client) or the standalone HTTP sandbox,
-# not `serve` over stdio. Names not (yet) among the settings are simply absent from ENV_VARS.
+# not `serve` over stdio. Names not (yet) among the settings are simply absent from the declarations.
 STDIO_EXCLUDED_ENV_VARS = frozenset(
     {
         "ITWIN_INSIGHTS_TRANSPORT",
@@ -74,13 +73,6 @@ STDIO_EXCLUDED_ENV_VARS = frozenset(
         "INSIGHTS_SANDBOX_TOKEN",
     }
 )
-# Settings typed as a Literal (backend, transport, mode, ...) offer exactly its values; the log level is a plain str.
-_CHOICES: dict[str, tuple[str, ...]] = {
-    name: tuple(str(v) for v in get_args(hint))
-    for name, hint in get_type_hints(Settings).items()
-    if get_origin(hint) is Literal
-} | {"log_level": ("DEBUG", "INFO", "WARNING", "ERROR")}
-_FILEPATHS = frozenset({"sandbox_db"})
 
 
 def wheel_filename(version: str = __version__) -> str:
@@ -88,45 +80,31 @@ def wheel_filename(version: str = __version__) -> str:
     return f"{PACKAGE_NAME.replace('-', '_')}-{version}-py3-none-any.whl"
 
 
-def _default_text(attr: str, kind: str) -> str | None:
-    """The Settings default as the string an environment variable would carry, or None when there is none.
-
-    Defaults computed at run time (a `default_factory`: paths in the user data dir) depend on the machine, so the
-    registry only describes them.
-    """
-    default = next(f.default for f in fields(Settings) if f.name == attr)
-    if default is MISSING or default is None or default == () or default == "":
-        return None
-    if kind == "bool":
-        return "true" if default else "false"
-    if isinstance(default, tuple):
-        return ",".join(str(item) for item in default)  # a comma list, as the variable is read
-    if isinstance(default, float) and default.is_integer():
-        return str(int(default))
-    return str(default)
+def _default_text(name: str) -> str | None:
+    """The default of the setting `name` as its environment variable would carry it (None: empty or computed)."""
+    return next(option.env_default() for option in OPTIONS if option.name == name)
 
 
-def _environment_variable(name: str) -> dict[str, Any]:
-    attr, kind = ENV_VARS[name]
+def _environment_variable(option: Option) -> dict[str, Any]:
     entry: dict[str, Any] = {
-        "name": name,
-        "description": ENV_DESCRIPTIONS[name],
+        "name": option.env,
+        "description": option.description,
         "isRequired": False,
-        "isSecret": name in SECRET_ENV_VARS,
+        "isSecret": option.secret,
     }
-    if kind == "bool":
+    if option.kind == "bool":
         entry["format"] = "boolean"
-    elif kind in ("int", "float"):
+    elif option.kind in ("int", "float"):
         entry["format"] = "number"
-    elif attr in _FILEPATHS:
+    elif option.path == "file":
         entry["format"] = "filepath"
     else:
         entry["format"] = "string"
-    default = _default_text(attr, kind)
+    default = option.env_default()
     if default is not None:
         entry["default"] = default
-    if attr in _CHOICES:
-        entry["choices"] = list(_CHOICES[attr])
+    if option.choices:
+        entry["choices"] = list(option.choices)
     return entry
 
 
@@ -148,7 +126,9 @@ def server_json() -> dict[str, Any]:
                 "transport": {"type": "stdio"},
                 "packageArguments": [{"type": "positional", "value": "serve"}],
                 "environmentVariables": [
-                    _environment_variable(name) for name in ENV_VARS if name not in STDIO_EXCLUDED_ENV_VARS
+                    _environment_variable(option)
+                    for option in OPTIONS
+                    if option.env and option.env not in STDIO_EXCLUDED_ENV_VARS
                 ],
             }
         ],
@@ -168,69 +148,47 @@ def _tools() -> list[dict[str, str]]:
     return [{"name": tool.name, "description": tool.description or tool.name} for tool in surface.tools]
 
 
+# The bundle's settings screen in Claude Desktop: the title and help of each setting offered there (UI copy). The
+# variable, type, secrecy and default of each come from the settings' declarations.
+_BUNDLE_COPY: dict[str, tuple[str, str]] = {
+    "backend": ("Backend", "auto (Bentley when credentials are set, else the offline sandbox), sandbox or bentley."),
+    "client_id": (
+        "Client ID",
+        "Bentley service-app client id (with the client secret). Leave empty for the sandbox.",
+    ),
+    "client_secret": ("Client secret", "Bentley service-app client secret. Stored in the OS keychain, never logged."),
+    "access_token": (
+        "Access token",
+        "A Bentley bearer token instead of a service app (expires after about an hour).",
+    ),
+    "api_base_url": ("API base URL", "The Bentley API host."),
+    "export_dir": (
+        "Export directory",
+        "The only folder export_odata_entity writes CSV/JSON Lines files to. "
+        "Empty: a folder in the app's data directory.",
+    ),
+    "read_only": ("Read-only", "Expose and allow only the read tools."),
+}
+_BUNDLE_OPTIONS = {option.name: option for option in OPTIONS if option.name in _BUNDLE_COPY}
+
+
 def _user_config() -> dict[str, dict[str, Any]]:
-    return {
-        "backend": {
-            "type": "string",
-            "title": "Backend",
-            "description": "auto (Bentley when credentials are set, else the offline sandbox), sandbox or bentley.",
-            "default": _default_text("backend", "str"),
-            "required": False,
-        },
-        "client_id": {
-            "type": "string",
-            "title": "Client ID",
-            "description": "Bentley service-app client id (with the client secret). Leave empty for the sandbox.",
-            "required": False,
-        },
-        "client_secret": {
-            "type": "string",
-            "title": "Client secret",
-            "description": "Bentley service-app client secret. Stored in the OS keychain, never logged.",
-            "sensitive": True,
-            "required": False,
-        },
-        "access_token": {
-            "type": "string",
-            "title": "Access token",
-            "description": "A Bentley bearer token instead of a service app (expires after about an hour).",
-            "sensitive": True,
-            "required": False,
-        },
-        "api_base_url": {
-            "type": "string",
-            "title": "API base URL",
-            "description": "The Bentley API host.",
-            "default": _default_text("api_base_url", "str"),
-            "required": False,
-        },
-        "export_dir": {
-            "type": "directory",
-            "title": "Export directory",
-            "description": "The only folder export_odata_entity writes CSV/JSON Lines files to. "
-            "Empty: a folder in the app's data directory.",
-            "required": False,
-        },
-        "read_only": {
-            "type": "boolean",
-            "title": "Read-only",
-            "description": "Expose and allow only the read tools.",
-            "default": False,
-            "required": False,
-        },
-    }
+    config: dict[str, dict[str, Any]] = {}
+    for name, (title, text) in _BUNDLE_COPY.items():
+        option = _BUNDLE_OPTIONS[name]
+        kind = "boolean" if option.kind == "bool" else option.path or "string"
+        entry: dict[str, Any] = {"type": kind, "title": title, "description": text}
+        default = option.default if option.kind == "bool" else option.env_default()
+        if default is not None:
+            entry["default"] = default
+        if option.secret:
+            entry["sensitive"] = True
+        config[name] = entry | {"required": False}
+    return config
 
 
 # Each bundle setting -> the environment variable of the Settings field of the same name.
-USER_CONFIG_ENV = {
-    "backend": "ITWIN_INSIGHTS_BACKEND",
-    "client_id": "ITWIN_CLIENT_ID",
-    "client_secret": "ITWIN_CLIENT_SECRET",
-    "access_token": "ITWIN_ACCESS_TOKEN",
-    "api_base_url": "ITWIN_API_BASE_URL",
-    "export_dir": "ITWIN_INSIGHTS_EXPORT_DIR",
-    "read_only": "ITWIN_INSIGHTS_READ_ONLY",
-}
+USER_CONFIG_ENV: dict[str, str] = {name: str(_BUNDLE_OPTIONS[name].env) for name in _BUNDLE_COPY}
 
 
 def mcpb_manifest() -> dict[str, Any]:

@@ -67,6 +67,7 @@ class LocalTool:
     also_in: tuple[str, ...] = ()
     method: str = "LOCAL"
     full_path: str = "(computed by this server)"
+    opens_view: bool = False  # results shown in the MCP App report view (server/ui.py) to hosts that render it
 
 
 def _structured(text: str, data: dict[str, Any]) -> types.CallToolResult:

@@ -260,6 +260,10 @@ REFUSED = {
     "unknown_class": ("SELECT 1 FROM bldg.Wal", "Unknown class 'bldg.Wal' (at line 1, column 15)"),
     "unknown_property": ("SELECT Colour FROM bldg.Wall", "Unknown property 'Colour' (at line 1, column 8)"),
     "syntax": ("SELECT FROM WHERE", "syntax error at line 1"),
+    "too_many_rows": (
+        "SELECT a.ECInstanceId FROM bis.Element a JOIN bis.Element b ON b.ECInstanceId <> a.ECInstanceId",
+        "more than 200000 rows",
+    ),
 }
 
 

@@ -33,6 +33,7 @@ PENDING_SECONDS: Final = 0.5  # a 201 query reads as Running this long
 RETENTION_SECONDS: Final = 24 * 3600
 DEFAULT_LIMIT: Final = 1000
 QUERY_SECONDS: Final = 30.0
+MAX_ROWS: Final = 200_000  # rows one query may keep (the service's own quota is unconfirmed)
 _KIND: Final = "imodel_query"
 
 
@@ -79,11 +80,16 @@ def run_select(store: Store, imodel_id: str, query: str, args: dict[str, Any] | 
         deadline = time.monotonic() + QUERY_SECONDS
         conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
         try:
-            raw = conn.execute(translated.sql, translated.params).fetchall()
+            raw = conn.execute(translated.sql, translated.params).fetchmany(MAX_ROWS + 1)
         except sqlite3.OperationalError as error:
             if "interrupted" in str(error):
                 raise QueryTranslationError(f"The query ran longer than {QUERY_SECONDS:.0f} s; narrow it") from None
             raise QueryTranslationError(f"The query could not be evaluated: {error}") from None
+        if len(raw) > MAX_ROWS:
+            raise QueryTranslationError(
+                f"The query returns more than {MAX_ROWS} rows, more than the sandbox keeps: add LIMIT/OFFSET or a "
+                "narrower WHERE, or aggregate with GROUP BY"
+            )
         writers = [_writer(kind) for kind in translated.kinds]
         rows = [[write(value) for write, value in zip(writers, row, strict=True)] for row in raw]
         return QueryResult(translated.columns, translated.kinds, rows)

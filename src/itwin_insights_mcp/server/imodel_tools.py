@@ -112,14 +112,15 @@ async def _pages(
     body = first if isinstance(first, dict) else {}
     query_id = str(body.get("id", ""))
     started = time.monotonic()
-    while body.get("state") in ("Pending", "Running") or "rows" not in body:
-        if body.get("state") == "Failed":
-            break
+    while body.get("state") in ("Pending", "Running") or ("state" not in body and "rows" not in body):
         elapsed = time.monotonic() - started
         if ctx.request is not None:
             await ctx.request.session.report_progress(round(elapsed, 1), WAIT_SECONDS, f"{body.get('state')}")
         if elapsed > WAIT_SECONDS:
-            raise QueryFailed(f"query {query_id} still {body.get('state')} after {elapsed:.0f} s: ask again later")
+            raise QueryFailed(
+                f"Query {query_id} is still {body.get('state')} after {elapsed:.0f} s: read it later with "
+                f"get_imodel_query (queryId {query_id}, changesetId {target['changesetId']}); results are kept 24 h."
+            )
         await asyncio.sleep(0.25 if elapsed < 2 else 1.0)
         got = await _call(ctx, "get_imodel_query", {**target, "queryId": query_id, "limit": PAGE,
                                                      "skip": 0, "includeMetadata": True})  # fmt: skip

@@ -185,6 +185,8 @@ async def query_imodel(ctx: LocalContext, arguments: dict[str, Any]) -> types.Ca
         data["nextSkip"] = skip + len(window)
     data, note = fit_to_budget(data, ctx.settings.max_result_bytes)
     shown = len(data["rows"])
+    if skip + shown < total:  # fit_to_budget may have shown fewer rows than asked
+        data["nextSkip"] = skip + shown
     rest = (
         f" Rows {skip + shown}-{total} remain: call again with skip={skip + shown}, or exportFile for all."
         if skip + shown < total

@@ -364,3 +364,14 @@ async def test_export_files_can_be_listed_and_deleted(exporting: Client) -> None
     for bad in ("doors.csv", "../sandbox.db"):
         result = await exporting.call_tool("manage_exports", {"delete": bad})
         assert result.is_error
+
+
+async def test_query_imodel_stays_within_the_byte_budget_and_says_where_to_resume(sandbox_db: str) -> None:
+    settings = Settings(backend="sandbox", sandbox_db=sandbox_db, max_result_bytes=8192)
+    async with open_client(settings) as api, Client(build_server(settings, api), raise_exceptions=True) as client:
+        query = "SELECT ECInstanceId, CodeValue, UserLabel FROM bis.Element ORDER BY ECInstanceId"
+        result = await client.call_tool("query_imodel", {"iModelId": BUILDING_ID, "query": query, "maxRows": 1000})
+    data = dict(result.structured_content or {})
+    shown = len(data["rows"])
+    assert 0 < shown < 1000 and data["nextSkip"] == shown and "Trimmed" in text_of(result)
+    assert f"skip={shown}" in text_of(result)

@@ -61,8 +61,17 @@ DEFAULT_REDIRECTS = (
 
 # The toolsets each profile exposes when --toolsets is not given (None: every toolset).
 PROFILES: dict[str, tuple[str, ...] | None] = {
-    "reporting-v1": ("context", "mappings", "properties", "extraction", "reports", "aggregations", "odata"),
-    "current": ("context", "gm_mappings", "gm_extraction", "reports", "odata", "api_keys"),
+    "reporting-v1": (
+        "context",
+        "mappings",
+        "properties",
+        "extraction",
+        "reports",
+        "aggregations",
+        "odata",
+        "imodel_query",
+    ),
+    "current": ("context", "gm_mappings", "gm_extraction", "reports", "odata", "api_keys", "imodel_query"),
     "all": None,
 }
 

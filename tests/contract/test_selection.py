@@ -40,6 +40,9 @@ LOCAL = {
     "export_odata_entity": ("odata", False),
     "read_skill": ("core", True),
     "auth_status": ("core", True),
+    "query_imodel": ("imodel_query", True),
+    "describe_imodel": ("imodel_query", True),
+    "manage_exports": ("odata", False),
 }
 CORE = {name for name, (toolset, _) in LOCAL.items() if toolset == "core"}
 DEFAULT_TOOLSETS = set(PROFILES["reporting-v1"] or ())

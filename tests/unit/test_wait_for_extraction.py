@@ -113,7 +113,8 @@ async def test_a_finished_run_stops_polling_and_says_what_next() -> None:
     api, time = ScriptedApi(["Queued", "Running", "Succeeded"]), VirtualClock()
     data, _ = await wait(api, time)
     assert data["done"] is True and data["state"] == "Succeeded" and data["waitedSeconds"] == 2.0
-    assert len(api.paths) == 3 and time.sleeps == [1.0, 1.0]
+    # three status polls, then one read of the finished run's logs (for `issues` and `rowsPerGroup`)
+    assert len(api.paths) == 4 and api.paths[-1].endswith("/logs") and time.sleeps == [1.0, 1.0]
     assert "list_extraction_logs" in data["nextStep"]
 
     failed, _ = await wait(ScriptedApi(["Failed"]), VirtualClock())
@@ -124,7 +125,8 @@ async def test_an_unknown_v1_run_is_looked_up_in_grouping_and_mapping() -> None:
     api = ScriptedApi([], v1_missing=True, gm_state="PartiallySucceeded")
     data, failed = await wait(api, VirtualClock())
     assert not failed and data["state"] == "PartiallySucceeded" and data["containsIssues"] is True
-    assert [p.startswith(GM_STATUS) for p in api.paths] == [False, True]
+    assert [p.startswith(GM_STATUS) for p in api.paths] == [False, True, True]  # v1 404, G&M status, G&M logs
+    assert api.paths[-1].endswith("/logs")
     assert api.paths[0].startswith(V1_STATUS)
 
 

@@ -53,6 +53,7 @@ SPEC_FILES = (
     "imodels-v2.yaml",
     "grouping-mapping-v1.yaml",
     "reporting-v2.yaml",
+    "imodel-query-v1.yaml",
 )
 _METHODS: tuple[Method, ...] = ("GET", "POST", "PUT", "PATCH", "DELETE")
 # Paging query names and the tool argument that carries each (API spelling minus the `$`).

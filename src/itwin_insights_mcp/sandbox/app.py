@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from ..api.catalog import Catalog, Operation, load_catalog
 from ..api.validation import problems
-from .api import context, grouping_mapping, odata, reporting_v1, reporting_v2
+from .api import context, grouping_mapping, imodel_query, odata, reporting_v1, reporting_v2
 from .domain.apikeys import api_key_user
 from .engine.jobs import SandboxLimits
 from .errors import SandboxError
@@ -44,6 +44,7 @@ FAMILIES: dict[str, tuple[Mapping[str, Handler], ...]] = {
     "grouping-mapping-v1": (grouping_mapping.HANDLERS,),
     "itwins-v1": (context.ITWINS_HANDLERS,),
     "imodels-v2": (context.IMODELS_HANDLERS,),
+    "imodel-query-v1": (imodel_query.HANDLERS,),
 }
 HANDLERS: dict[tuple[str, str], Handler] = {
     (family, op_id): handler

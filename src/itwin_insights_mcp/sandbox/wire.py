@@ -30,6 +30,7 @@ INVALID_REQUEST_CODES = {
     "reporting-v1": "InvalidInsightsRequest",
     "itwins-v1": "InvalidiTwinsRequest",
     "imodels-v2": "InvalidiModelsRequest",
+    "imodel-query-v1": "InvalidiModelQueryRequest",
 }
 # Families whose list links end the collection with `/` (`.../collection/?$top=...`): Reporting v1's Swagger
 # examples and the official client's URL builders; the other families keep the path as asked.

@@ -1,5 +1,6 @@
-"""Tools that are not one API operation each: waiting for an extraction, exporting a whole OData table, reading
-the skills bundle, and saying how the server is authenticated.
+"""Tools that are not one API operation each: waiting for an extraction, exporting a whole OData table, querying
+and describing an iModel (ECSQL), listing export files, reading the skills bundle, and saying how the server is
+authenticated.
 
 Each is declared once (`_declare`: an `x-mcp` overlay read by the catalog's own `parse_overlay`, with its schemas and
 handler) and goes through the same selection rules as the catalog's tools. `read_skill` and `auth_status` belong to
@@ -16,17 +17,17 @@ import re
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 import mcp.types as types
-from mcp.server import ServerRequestContext
 
-from ..api.catalog import Catalog, CatalogError, parse_overlay
-from ..api.client import InsightsClient
+from ..api.catalog import CatalogError, parse_overlay
 from ..errors import ApiError, InsightsError
 from ..settings import Settings
+from .imodel_tools import describe_imodel, query_imodel
+from .local_context import FILE_NAME, Clock, LocalContext, export_path
 from .results import error_result, refusal_result
 from .skills import load_skills
 from .tools import send
@@ -35,27 +36,6 @@ __all__ = ["LOCAL_TOOLS", "Clock", "LocalContext", "LocalTool", "export_path"]
 
 WAIT_LIMIT_SECONDS = 45  # under the ~60 s many hosts allow a tool call
 EDM = "{http://docs.oasis-open.org/odata/ns/edm}"
-# `$(?!\n)`: Python's `$` also matches before a final newline (`x.csv\n`); this means end of text in every engine.
-_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$(?!\n)")
-
-
-@dataclass(frozen=True)
-class Clock:
-    """Where waiting tools read the time and how they pause: passed in, so tests run waits on virtual time."""
-
-    now: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-
-
-@dataclass
-class LocalContext:
-    """What a local tool may use: the shared client, the settings, the catalog, the MCP request and the clock."""
-
-    client: InsightsClient
-    settings: Settings
-    catalog: Catalog
-    request: ServerRequestContext[Any] | None
-    clock: Clock = field(default_factory=Clock)
 
 
 Handler = Callable[[LocalContext, dict[str, Any]], Awaitable[types.CallToolResult]]
@@ -103,6 +83,41 @@ async def _status(ctx: LocalContext, job_id: str, tool: str) -> dict[str, Any]:
     extraction = body.get("extraction", {}) if isinstance(body, dict) else {}
     state = str(extraction.get("state", "Unknown"))
     return {"state": state, "reason": None, "containsIssues": state == "PartiallySucceeded"}
+
+
+_ROWS = re.compile(r"([A-Za-z_][A-Za-z0-9_]*): (\d+) rows")
+
+
+async def _log_summary(ctx: LocalContext, job_id: str, tool: str) -> tuple[int | None, dict[str, int]]:
+    """Issue count and rows per group from the run's logs (None/{} when the logs cannot be read or say nothing)."""
+    logs_tool = "list_extraction_logs" if tool == "get_extraction_status" else "gm_list_extraction_logs"
+    if ctx.catalog.get(logs_tool) is None:
+        return None, {}
+    key = "jobId" if logs_tool == "list_extraction_logs" else "extractionId"
+    try:
+        body = await _api(ctx, logs_tool, {key: job_id, "top": 1000})
+    except InsightsError:
+        return None, {}
+    entries = body.get("logs", []) if isinstance(body, dict) else []
+    issues = sum(1 for e in entries if isinstance(e, dict) and str(e.get("level", "")).lower() in ("warning", "error"))
+    rows: dict[str, int] = {}
+    for entry in entries:
+        for name, count in _ROWS.findall(str(entry.get("message", "")) if isinstance(entry, dict) else ""):
+            rows[name] = int(count)
+    return issues, rows
+
+
+def _outcome_text(contains: Any, issues: int | None, rows: dict[str, int]) -> str:
+    """' Clean run' or ' N issues', and rows per group, for hosts that show only text."""
+    if issues is None:
+        text = " Issues: see the logs." if contains else ""
+    elif issues or contains:
+        text = f" {issues or 'Some'} issue(s) logged: groups may be missing rows."
+    else:
+        text = " No issues."
+    if rows:
+        text += " Rows per group: " + ", ".join(f"{name} {count}" for name, count in rows.items()) + "."
+    return text
 
 
 async def wait_for_extraction(ctx: LocalContext, arguments: dict[str, Any]) -> types.CallToolResult:
@@ -154,22 +169,16 @@ async def wait_for_extraction(ctx: LocalContext, arguments: dict[str, Any]) -> t
                 "waitedSeconds": round(elapsed, 1),
                 "nextStep": step,
             }
-            return _structured(f"Extraction {job_id}: {state} after {elapsed:.0f} s. {step}", data)
+            outcome = ""
+            if done:
+                issues, rows = await _log_summary(ctx, job_id, tool)
+                data["issues"], data["rowsPerGroup"] = issues, rows
+                outcome = _outcome_text(status.get("containsIssues"), issues, rows)
+            return _structured(f"Extraction {job_id}: {state} after {elapsed:.0f} s.{outcome} {step}", data)
         await clock.sleep(interval)
 
 
 # -- export_odata_entity -----------------------------------------------------------------------------------------
-
-
-def export_path(settings: Settings, file_name: str) -> Path:
-    """The file inside the export directory; anything that would land elsewhere is refused."""
-    if not _FILE_NAME.match(file_name) or ".." in file_name:
-        raise ValueError(f"fileName {file_name!r} must be a plain file name (letters, digits, . _ -).")
-    root = Path(settings.export_dir).expanduser().resolve()
-    target = (root / file_name).resolve()
-    if target.parent != root:
-        raise ValueError(f"fileName {file_name!r} would leave the export directory.")
-    return target
 
 
 async def _columns(ctx: LocalContext, report_id: str, entity: str) -> list[str]:
@@ -269,6 +278,32 @@ async def export_odata_entity(ctx: LocalContext, arguments: dict[str, Any]) -> t
         Path(temp_name).unlink(missing_ok=True)  # noqa: ASYNC240 - one local unlink, microseconds
         raise
     return _exported(ctx, target, entity, fmt, sink)
+
+
+def _manage_exports(settings: Settings, deleted: str | None) -> types.CallToolResult:
+    """List the export directory's files; with `deleted`, delete that one first (only inside that directory)."""
+    root = Path(settings.export_dir).expanduser()
+    if deleted:
+        try:
+            target = export_path(settings, deleted)
+        except ValueError as exc:
+            return refusal_result(str(exc))
+        if not target.is_file():
+            return refusal_result(f"No export file {deleted!r}: call manage_exports without arguments to list them.")
+        target.unlink()
+    files = sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith(".")) if root.is_dir() else []
+    listed = [{"name": p.name, "bytes": p.stat().st_size, "modified": round(p.stat().st_mtime)} for p in files]
+    data: dict[str, Any] = {"directory": str(root), "files": listed}
+    if deleted:
+        data["deleted"] = deleted
+    head = f"Deleted {deleted}. " if deleted else ""
+    names = ", ".join(f"{f['name']} ({f['bytes']} bytes)" for f in listed) or "none"
+    return _structured(f"{head}Export files in {root}: {names}.", data)
+
+
+async def manage_exports(ctx: LocalContext, arguments: dict[str, Any]) -> types.CallToolResult:
+    deleted = arguments.get("delete")
+    return await asyncio.to_thread(_manage_exports, ctx.settings, str(deleted) if deleted else None)
 
 
 # -- read_skill and auth_status ----------------------------------------------------------------------------------
@@ -394,6 +429,7 @@ def _declare(
     schema: dict[str, Any],
     output: dict[str, Any] | None = None,
     idempotent: bool | None = None,
+    destructive: bool = False,
 ) -> LocalTool:
     """One local tool from its `x-mcp` overlay (tool, toolset, alsoIn, readOnly, description), read as the catalog
     reads an operation's, plus its schemas and handler: name, toolset and read-only flag are written once."""
@@ -401,7 +437,14 @@ def _declare(
     if meta.read_only is None:
         raise CatalogError(f"local tool {meta.tool!r}: x-mcp.readOnly is required (there is no HTTP method)")
     definition = _tool(
-        meta.tool, title, meta.description, schema, read_only=meta.read_only, output=output, idempotent=idempotent
+        meta.tool,
+        title,
+        meta.description,
+        schema,
+        read_only=meta.read_only,
+        output=output,
+        idempotent=idempotent,
+        destructive=destructive,
     )
     return LocalTool(meta.tool, meta.toolset, meta.read_only, definition, handler, also_in=meta.also_in)
 
@@ -415,6 +458,7 @@ def _tool(
     read_only: bool,
     output: dict[str, Any] | None = None,
     idempotent: bool | None = None,
+    destructive: bool = False,
 ) -> types.Tool:
     return types.Tool(
         name=name,
@@ -425,7 +469,7 @@ def _tool(
         annotations=types.ToolAnnotations(
             title=title,
             read_only_hint=read_only,
-            destructive_hint=None if read_only else False,
+            destructive_hint=None if read_only else destructive,
             idempotent_hint=idempotent,
             open_world_hint=name != "read_skill",
         ),
@@ -474,6 +518,8 @@ LOCAL_TOOLS: tuple[LocalTool, ...] = (
                 "done": {"type": "boolean"},
                 "waitedSeconds": {"type": "number"},
                 "nextStep": {"type": "string"},
+                "issues": {"type": ["integer", "null"]},
+                "rowsPerGroup": {"type": "object", "additionalProperties": {"type": "integer"}},
             },
         },
     ),
@@ -493,7 +539,7 @@ LOCAL_TOOLS: tuple[LocalTool, ...] = (
                 "format": {"type": "string", "enum": ["csv", "jsonl"], "description": "Default csv."},
                 "fileName": {
                     "type": "string",
-                    "pattern": _FILE_NAME.pattern,
+                    "pattern": FILE_NAME.pattern,
                     "maxLength": 100,
                     "description": "File name inside the export directory (default: entity name).",
                 },
@@ -554,6 +600,84 @@ LOCAL_TOOLS: tuple[LocalTool, ...] = (
                 "expiresAt": {"type": ["number", "null"]},
                 "signedIn": {"type": "boolean"},
                 "nextStep": {"type": "string"},
+            },
+        },
+    ),
+    _declare(
+        query_imodel,
+        {
+            "tool": "query_imodel",
+            "toolset": "imodel_query",
+            "readOnly": True,
+            "description": "Preview: run an ECSQL SELECT on an iModel (latest changeset by default): rows as objects, "
+            "total. One-off numbers; a mapping+report for repeatable tables.",
+        },
+        title="Query an iModel (ECSQL)",
+        schema={
+            "properties": {
+                "iModelId": {"type": "string", "minLength": 1},
+                "query": {"type": "string", "minLength": 1},
+                "args": {"type": "object", "description": 'Values of :name or ? parameters (key "1" for ?).'},
+                "changesetId": {"type": "string"},
+                "maxRows": {"type": "integer", "minimum": 1, "maximum": 1000},
+                "skip": {"type": "integer", "minimum": 0},
+                "exportFile": {"type": "string", "description": "Write all rows to this .csv/.jsonl export file."},
+            },
+            "required": ["iModelId", "query"],
+        },
+        output={
+            "type": "object",
+            "required": ["columns", "rows", "total"],
+            "properties": {
+                "columns": {"type": "array", "items": {"type": "string"}},
+                "rows": {"type": "array", "items": {"type": "object"}},
+                "total": {"type": "integer"},
+                "complete": {"type": "boolean"},
+                "nextSkip": {"type": "integer"},
+                "path": {"type": "string"},
+                "changesetId": {"type": "string"},
+            },
+        },
+    ),
+    _declare(
+        describe_imodel,
+        {
+            "tool": "describe_imodel",
+            "toolset": "imodel_query",
+            "readOnly": True,
+            "description": "Preview: an iModel's schemas and classes with instance counts; with className "
+            "(bldg.Wall), its properties (also inherited) with types, units.",
+        },
+        title="Describe an iModel's classes",
+        schema={
+            "properties": {
+                "iModelId": {"type": "string", "minLength": 1},
+                "className": {"type": "string"},
+                "changesetId": {"type": "string"},
+            },
+            "required": ["iModelId"],
+        },
+    ),
+    _declare(
+        manage_exports,
+        {
+            "tool": "manage_exports",
+            "toolset": "odata",
+            "alsoIn": ["imodel_query"],
+            "readOnly": False,
+            "description": "List the files export tools wrote; `delete` removes one first.",
+        },
+        title="List or delete export files",
+        schema={"properties": {"delete": {"type": "string", "description": "File name to delete."}}},
+        idempotent=True,
+        destructive=True,
+        output={
+            "type": "object",
+            "required": ["directory", "files"],
+            "properties": {
+                "directory": {"type": "string"},
+                "files": {"type": "array", "items": {"type": "object"}},
+                "deleted": {"type": "string"},
             },
         },
     ),

@@ -17,7 +17,7 @@ from ..api.catalog import Catalog
 from ..api.client import InsightsClient
 from ..errors import InsightsError
 from ..settings import Settings
-from .local_tools import export_path
+from .local_context import export_path
 from .skills import load_skills
 from .tools import send
 from .ui import VIEW_URI, read_view

@@ -53,8 +53,8 @@ log = logging.getLogger(__name__)
 
 VIEW_URI = "ui://itwin-insights/report-view.html"
 PAGE_TOOL = "view_odata_page"
-# Tools whose results the view shows. After the iModel Query tool lands, add its name here (or set `opens_view`).
-VIEW_TOOLS: frozenset[str] = frozenset({"get_odata_entity_page", "v2_get_odata_entity_page"})
+# Tools whose results the view shows (query_imodel returns the generic `{columns, rows}` shape).
+VIEW_TOOLS: frozenset[str] = frozenset({"get_odata_entity_page", "v2_get_odata_entity_page", "query_imodel"})
 _PAGE_OPS = ("get_odata_entity_page", "v2_get_odata_entity_page")  # the first one the surface exposes is used
 VIEW_MAX_ROWS = 1000  # rows of one feed page sent to the view (the byte budget still applies)
 UNIT_LOOKUP_LIMIT = 20  # at most this many groups read to find column units

@@ -74,7 +74,7 @@ from sqlglot.tokenizer_core import Token, TokenType
 
 from ..imodels.schema import ELEMENT_COLUMN_PROPERTIES, parse_id64
 
-__all__ = ["QueryTranslationError", "TranslatedQuery", "translate"]
+__all__ = ["MetaClass", "QueryTranslationError", "TranslatedQuery", "translate", "translate_select"]
 
 
 class QueryTranslationError(ValueError):
@@ -88,6 +88,9 @@ class TranslatedQuery:
     sql: str
     params: tuple[object, ...]
     columns: tuple[str, ...]
+    #: iModel Query only: per result column, ``id`` (Id64: hex on output), ``nav:<property>`` (navigation value)
+    #: or ``value``.
+    kinds: tuple[str, ...] = ()
 
     @property
     def sql_columns(self) -> tuple[str, ...]:
@@ -175,6 +178,10 @@ _CLAUSE_NAMES: Final = {
     "pivots": "PIVOT",
 }
 _MAX_INT64: Final = (1 << 63) - 1
+_POSITIONAL: Final = "_q"  # `?` number N is rewritten to `:_qN` before parsing (textual order, from 1)
+_AGGREGATES: Final[tuple[type[exp.Expr], ...]] = (exp.Count, exp.Sum, exp.Avg, exp.Min, exp.Max, exp.GroupConcat)
+#: Functions iModel Query adds (evaluated by SQLite functions the runner registers, or SQLite's own ``total``).
+_QUERY_FUNCTIONS: Final = frozenset({"ec_classname", "ec_classid", "total"})
 #: Limits that keep a hostile query from exhausting the (recursive) parser and translator; each is checked without
 #: recursion before the query is parsed or translated, and a query over one fails with a message saying so.
 MAX_QUERY_LENGTH: Final = 65_536
@@ -201,7 +208,7 @@ class _Class:
     alias: str
     name: str
     base_id: int | None
-    kind: Literal["element", "aspect"]
+    kind: Literal["element", "aspect", "meta"]
 
     @property
     def full_name(self) -> str:
@@ -217,7 +224,7 @@ class _Meta:
     children: dict[int, list[int]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, conn: sqlite3.Connection, imodel_id: str) -> _Meta:
+    def load(cls, conn: sqlite3.Connection, imodel_id: str, extra: Sequence[MetaClass] = ()) -> _Meta:
         classes: dict[int, _Class] = {}
         rows = conn.execute(
             "SELECT class_id, schema_name, schema_alias, class_name, base_class_id, kind "
@@ -242,6 +249,9 @@ class _Meta:
         )
         for class_id, name, ptype in rows:
             declared.setdefault(int(class_id), {})[str(name).lower()] = (str(name), str(ptype))
+        for m in extra:  # ECDbMeta classes (iModel Query): rows of per-connection temp tables named meta_<Class>
+            classes[m.class_id] = _Class(m.class_id, m.schema, m.alias, m.name, None, "meta")
+            declared[m.class_id] = {name.lower(): (name, ptype) for name, ptype in m.properties}
         meta = cls(classes, declared)
         for c in classes.values():
             if c.base_id is not None:
@@ -305,6 +315,18 @@ class _Meta:
 
     def declaring(self, lower_name: str) -> list[str]:
         return sorted(self.classes[cid].full_name for cid, props in self.declared.items() if lower_name in props)
+
+
+@dataclass(frozen=True)
+class MetaClass:
+    """A class answered from a temp table ``meta_<name>`` (ECDbMeta): properties as (name, type) where the type is
+    ``Id`` (an Id64 column), ``Navigation`` (the target's id) or a primitive type name."""
+
+    class_id: int
+    schema: str
+    alias: str
+    name: str
+    properties: tuple[tuple[str, str], ...]
 
 
 # ---------------------------------------------------------------- pre-pass
@@ -459,14 +481,18 @@ class _Ref:
     source: _Source
     # For ids of elements: the source whose element this is (ECClassId via its class_id), else None.
     element_source: _Source | None = None
+    # A navigation property selected whole (its name): iModel Query returns it as {Id, RelECClassId}.
+    nav: str | None = None
 
 
 # ----------------------------------------------------------------- translator
 
 
 class _Translator:
-    def __init__(self, meta: _Meta) -> None:
+    def __init__(self, meta: _Meta, *, full: bool = False, args: dict[str, object] | None = None) -> None:
         self.meta = meta
+        self.full = full  # iModel Query: aggregates, GROUP BY/HAVING, parameters, ec_ functions, meta classes
+        self.args = args or {}
         self.params: list[object] = []
         self.sources: list[_Source] = []
         self.nav_joins: dict[tuple[str, str], _Source] = {}
@@ -487,6 +513,8 @@ class _Translator:
 
     def scope(self, source: _Source) -> exp.Expr:
         """``imodel_id = ?1 [AND class_id IN (...)]`` for a source."""
+        if source.cls.kind == "meta":  # a per-query temp table of this iModel; `?1` keeps the numbering intact
+            return exp.Not(this=exp.Is(this=self.imodel(), expression=exp.Null()))
         cond: exp.Expr = exp.EQ(this=source.col("imodel_id"), expression=self.imodel())
         ids = [source.cls.class_id] if source.only else self.meta.descendants(source.cls.class_id)
         if ids != self.meta.all_of_kind(source.cls.kind):
@@ -561,6 +589,8 @@ class _Translator:
     def member(self, source: _Source, rest: list[str], names: list[str]) -> _Ref:
         head = rest[0].lower()
         where = f"{source.cls.full_name}" + (f" (alias {source.user_alias})" if source.user_alias else "")
+        if source.cls.kind == "meta":
+            return self.meta_member(source, rest, names, where)
         if head in ("ecinstanceid", "ecclassid"):
             if len(rest) > 1:
                 raise QueryTranslationError(f"'{'.'.join(names)}': {rest[0]} has no members")
@@ -578,7 +608,7 @@ class _Translator:
             if column is None:
                 raise QueryTranslationError(f"Navigation property '{name}' of {where} is not queryable in the sandbox")
             if not tail:
-                return _Ref(source.col(column), name, "id", source)
+                return _Ref(source.col(column), name, "id", source, nav=name)
             if tail[0].lower() == "id" and len(tail) == 1:
                 return _Ref(source.col(column), f"{name}.Id", "id", source)
             if tail[0].lower() == "relecclassid":
@@ -650,6 +680,10 @@ class _Translator:
             return self.literal(node, id_context)
         if isinstance(node, exp.Null | exp.Boolean | exp.DataType):
             return node.copy()
+        if self.full:
+            full = self.full_expr(node, id_context)
+            if full is not None:
+                return full
         if isinstance(node, exp.Placeholder | exp.Parameter):
             raise QueryTranslationError(
                 "ECSQL subset: query parameters (?, :name) are not supported; inline the values"
@@ -727,6 +761,154 @@ class _Translator:
             ids.update([cls.class_id] if only else self.meta.descendants(cls.class_id))
         condition = _in(ref.sql, sorted(ids))
         return exp.Not(this=condition) if negate else condition
+
+    # -- iModel Query (full ECSQL SELECT)
+
+    def meta_member(self, source: _Source, rest: list[str], names: list[str], where: str) -> _Ref:
+        """A property of an ECDbMeta class: a column of its temp table, named as the property."""
+        head, tail = rest[0].lower(), rest[1:]
+        if head in ("ecinstanceid", "ecclassid"):
+            if tail:
+                raise QueryTranslationError(f"'{'.'.join(names)}': {rest[0]} has no members")
+            name = _ID if head == "ecinstanceid" else _CLASS
+            return _Ref(source.col(name), name, "id" if name == _ID else "class", source)
+        props = self.meta.properties(source.cls.class_id)
+        if head not in props:
+            raise self.unknown_property(source, rest[0], where)
+        name, ptype = props[head]
+        if ptype == "Navigation":
+            if not tail:
+                return _Ref(source.col(name), name, "id", source, nav=name)
+            if len(tail) == 1 and tail[0].lower() == "id":
+                return _Ref(source.col(name), f"{name}.Id", "id", source)
+            raise QueryTranslationError(
+                f"'{'.'.join(names)}': use {name}.Id and join the target class (e.g. ON s.ECInstanceId = c.{name}.Id)"
+            )
+        if tail:
+            raise QueryTranslationError(f"'{'.'.join(names)}': {name} is a {ptype} property and has no members")
+        return _Ref(source.col(name), name, "id" if ptype == "Id" else "value", source)
+
+    def argument(self, node: exp.Placeholder, id_context: bool) -> exp.Expr:
+        """A ``?`` or ``:name`` parameter bound from ``args`` (``{"1": v}`` for the first ``?``, ``{"name": v}``)."""
+        name = node.name
+        key = name[len(_POSITIONAL) :] if name.startswith(_POSITIONAL) else name
+        shown = f"?{key} (positional)" if name.startswith(_POSITIONAL) else f":{name}"
+        for candidate in (key, f":{key}"):
+            if candidate in self.args:
+                value = self.args[candidate]
+                break
+        else:
+            raise QueryTranslationError(
+                f'No value for parameter {shown}: give args {{"{key}": value}} (positional ? are numbered from 1)'
+            )
+        if isinstance(value, dict | list):
+            raise QueryTranslationError(f"Parameter {shown} must be a string, number, boolean or null")
+        if isinstance(value, bool):
+            value = int(value)
+        if id_context and isinstance(value, str):
+            try:
+                value = int(value) if value.isdigit() else parse_id64(value)
+            except ValueError:
+                raise QueryTranslationError(
+                    f"Parameter {shown} ('{value}') is not an Id64 like 0x20000000001"
+                ) from None
+        return self.param(value)
+
+    def full_expr(self, node: exp.Expr, id_context: bool) -> exp.Expr | None:
+        """What iModel Query adds to the group-query expressions; None when the node is not one of those."""
+        if isinstance(node, exp.Placeholder):
+            return self.argument(node, id_context)
+        if isinstance(node, exp.Count) and isinstance(node.this, exp.Star):
+            return exp.Count(this=exp.Star())
+        if isinstance(node, (*_AGGREGATES, exp.Distinct)):
+            return self.rebuild(node)
+        if isinstance(node, exp.Anonymous) and node.name.lower() in _QUERY_FUNCTIONS:
+            args = [self.expr(a) for a in node.expressions]
+            return exp.Anonymous(this=node.name.lower(), expressions=args)
+        if isinstance(node, exp.Select | exp.Subquery | exp.Exists | exp.Window):
+            what = "window functions (OVER)" if isinstance(node, exp.Window) else "subqueries"
+            raise QueryTranslationError(f"ECSQL: {what} are not supported by the sandbox; use JOIN and GROUP BY")
+        return None
+
+    def position_or_expr(self, node: exp.Expr) -> exp.Expr:
+        """GROUP BY / ORDER BY items: ``1`` is a column position (kept), a bare alias a result column."""
+        if isinstance(node, exp.Literal) and not node.is_string and node.this.isdigit():
+            return exp.Literal.number(int(node.this))
+        return self.order_target(node)
+
+    def select_full(self, tree: exp.Expr, only_starts: set[int]) -> tuple[exp.Select, tuple[str, ...], tuple[str, ...]]:
+        """An ECSQL SELECT as iModel Query runs it: the columns as selected, GROUP BY/HAVING and aggregates too."""
+        if not isinstance(tree, exp.Select):
+            if isinstance(tree, exp.SetOperation):
+                raise QueryTranslationError("ECSQL: UNION/INTERSECT/EXCEPT are not supported by the sandbox")
+            raise QueryTranslationError("Only ECSQL SELECT statements can be run")
+        allowed = ("expressions", "from_", "joins", "where", "group", "having", "order", "limit", "offset", "distinct")
+        for key, value in tree.args.items():
+            if value and key not in allowed:
+                raise QueryTranslationError(f"ECSQL: {_CLAUSE_NAMES.get(key, key.upper())} is not supported")
+        distinct = tree.args.get("distinct")
+        if distinct is not None and distinct.args.get("on") is not None:
+            raise QueryTranslationError("ECSQL: DISTINCT ON is not supported")
+        from_ = tree.args.get("from_")
+        if from_ is None:
+            raise QueryTranslationError("The query needs a FROM clause naming a class, e.g. FROM bis.Element")
+        first = self.add_source(from_.this, only_starts)
+        join_conditions = self.join_sources(tree, only_starts)
+        items = self.select_items(tree.expressions)
+        select = exp.Select(expressions=[exp.alias_(sql, name, quoted=True) for name, sql, _ in items])
+        select.set("from_", exp.From(this=_table(_table_name(first), first.sql_alias)))
+        for source, on, side in join_conditions:
+            condition = exp.and_(self.scope(source), exp.Paren(this=self.expr(on)))
+            select.append(
+                "joins", exp.Join(this=_table(_table_name(source), source.sql_alias), on=condition, side=side)
+            )
+        where: exp.Expr = self.scope(first)
+        user_where = tree.args.get("where")
+        if user_where is not None:
+            where = exp.and_(where, exp.Paren(this=self.expr(user_where.this)))
+        group = tree.args.get("group")
+        group_by = [self.position_or_expr(g) for g in group.expressions] if group is not None else []
+        having = tree.args.get("having")
+        having_sql = self.expr(having.this) if having is not None else None
+        ordered: list[exp.Expr] = []
+        for o in (tree.args.get("order") or exp.Order(expressions=[])).expressions:
+            if not isinstance(o, exp.Ordered):
+                raise QueryTranslationError(_unsupported(o))
+            target = self.position_or_expr(o.this)
+            ordered.append(exp.Ordered(this=target, desc=o.args.get("desc"), nulls_first=o.args.get("nulls_first")))
+        for join in self.joins:
+            select.append("joins", join)
+        select.set("where", exp.Where(this=where))
+        if group_by:
+            select.set("group", exp.Group(expressions=group_by))
+        if having_sql is not None:
+            select.set("having", exp.Having(this=having_sql))
+        if ordered:
+            select.set("order", exp.Order(expressions=ordered))
+        if distinct is not None:
+            select.set("distinct", exp.Distinct())
+        limit = tree.args.get("limit")
+        if limit is not None:
+            select.set("limit", exp.Limit(expression=self.count(limit.expression, "LIMIT")))
+        offset = tree.args.get("offset")
+        if offset is not None:
+            select.set("offset", exp.Offset(expression=self.count(offset.expression, "OFFSET")))
+        kinds = tuple(_kind(ref) for _, _, ref in items)
+        return select, tuple(name for name, _, _ in items), kinds
+
+    def join_sources(self, tree: exp.Expr, only_starts: set[int]) -> list[tuple[_Source, exp.Expr, str | None]]:
+        """The JOINed classes with their ON conditions and sides (INNER or LEFT only)."""
+        result: list[tuple[_Source, exp.Expr, str | None]] = []
+        for join in tree.args.get("joins") or []:
+            side, kind = join.args.get("side"), join.args.get("kind")
+            if kind in ("CROSS",) or join.args.get("on") is None:
+                if join.args.get("using"):
+                    raise QueryTranslationError("ECSQL: JOIN ... USING is not supported; use JOIN ... ON")
+                raise QueryTranslationError("ECSQL: every JOIN needs an ON condition (comma/CROSS joins are refused)")
+            if side not in (None, "LEFT") or kind not in (None, "INNER", "OUTER"):
+                raise QueryTranslationError("ECSQL: only JOIN / INNER JOIN / LEFT JOIN are supported")
+            result.append((self.add_source(join.this, only_starts), join.args["on"], side))
+        return result
 
     # -- the statement
 
@@ -845,6 +1027,8 @@ class _Translator:
             elif name.lower() == _CLASS.lower():
                 name = _CLASS
             items.append((name, sql, ref))
+        if self.full:  # iModel Query names a repeated column Name_1, Name_2, ... (a sandbox choice)
+            items = _unique_names(items)
         seen: set[str] = set()
         for name, _, _ in items:
             if name.lower() in seen:
@@ -863,6 +1047,9 @@ class _Translator:
             source = self.sources[0]
         else:
             raise QueryTranslationError("SELECT * over a JOIN is not supported; list the columns (e.g. e.ECInstanceId)")
+        if self.full and source.cls.kind != "element":
+            names = [_ID, _CLASS] + [n for n, _ in self.meta.properties(source.cls.class_id).values()]
+            return [(r.name, r.sql, r) for r in (self.member(source, [n], [n]) for n in names)]
         if source.is_aspect:
             raise QueryTranslationError(
                 f"aspect queries must select {source.user_alias or source.cls.name}.Element.Id ECInstanceId "
@@ -871,7 +1058,8 @@ class _Translator:
         items: list[tuple[str, exp.Expr, _Ref | None]] = []
         for name, column in _STAR_COLUMNS:
             kind: Literal["id", "class", "value"] = "id" if name == _ID else "class" if name == _CLASS else "value"
-            items.append((name, source.col(column), _Ref(source.col(column), name, kind, source, source)))
+            nav = name if self.full and name in _NAV_TARGETS else None
+            items.append((name, source.col(column), _Ref(source.col(column), name, kind, source, source, nav)))
         return items
 
     def element_class(self, id_ref: _Ref | None, first: _Source) -> exp.Expr:
@@ -906,6 +1094,8 @@ def _table(name: str, alias: str) -> exp.Table:
 
 
 def _table_name(source: _Source) -> str:
+    if source.cls.kind == "meta":
+        return f"meta_{source.cls.name}"
     return "im_aspects" if source.is_aspect else "im_elements"
 
 
@@ -1100,3 +1290,91 @@ def _syntax_error(error: SqlglotError) -> str:
         return f"ECSQL syntax error{where}: {description}{_EXAMPLE}"
     message = str(error).strip()
     return f"ECSQL syntax error: {message.splitlines()[0] if message else 'invalid query'}"
+
+
+def _unique_names(items: list[tuple[str, exp.Expr, _Ref | None]]) -> list[tuple[str, exp.Expr, _Ref | None]]:
+    """Result columns with repeated names suffixed ``_1``, ``_2``, ... (the first keeps its name)."""
+    taken = {name.lower() for name, _, _ in items}
+    seen: set[str] = set()
+    out: list[tuple[str, exp.Expr, _Ref | None]] = []
+    for name, sql, ref in items:
+        unique, n = name, 0
+        while unique.lower() in seen or (unique != name and unique.lower() in taken):
+            n += 1
+            unique = f"{name}_{n}"
+        seen.add(unique.lower())
+        out.append((unique, sql, ref))
+    return out
+
+
+def _kind(ref: _Ref | None) -> str:
+    """How iModel Query writes a result column: ``nav`` ({Id, RelECClassId}), ``id`` (hex) or ``value``."""
+    if ref is None:
+        return "value"
+    if ref.nav:
+        return f"nav:{ref.nav}"
+    return "id" if ref.kind in ("id", "self_id", "class") else "value"
+
+
+def _number_placeholders(text: str) -> str:
+    """``?`` -> ``:_q1``, ``:_q2``, ... in textual order, so positional parameters bind from ``args`` by number."""
+    tokens = _tokenize(text)
+    out: list[str] = []
+    last, n = 0, 0
+    for token in tokens:
+        if token.token_type == TokenType.PLACEHOLDER and token.text == "?":
+            n += 1
+            out.append(text[last : token.start])
+            out.append(f":{_POSITIONAL}{n}")
+            last = token.end + 1
+    out.append(text[last:])
+    return "".join(out)
+
+
+def translate_select(
+    query: str,
+    imodel_id: str,
+    conn: sqlite3.Connection,
+    *,
+    args: dict[str, object] | None = None,
+    meta_classes: Sequence[MetaClass] = (),
+) -> TranslatedQuery:
+    """Translate an iModel Query ECSQL SELECT (the full language the sandbox supports) into SQLite over ``im_*``.
+
+    Unlike ``translate`` the result columns are exactly the selected ones (``kinds`` says which are ids or
+    navigation values), and aggregates, GROUP BY/HAVING, parameters from ``args``, ``ec_classname``/``ec_classid``
+    and the ECDbMeta classes in ``meta_classes`` are allowed. Raises ``QueryTranslationError``.
+    """
+    if not query or not query.strip():
+        raise QueryTranslationError("The query is empty; write e.g. SELECT COUNT(*) FROM bis.Element")
+    if len(query) > MAX_QUERY_LENGTH:
+        raise QueryTranslationError(
+            f"The query is {len(query)} characters long; at most {MAX_QUERY_LENGTH} are allowed"
+        )
+    try:
+        meta = _Meta.load(conn, imodel_id, meta_classes)
+        text, only_starts = _prepare(_number_placeholders(query))
+        tokens = _tokenize(text)
+        _check_paren_depth(tokens)
+        if tokens and tokens[0].token_type != TokenType.SELECT:
+            first = tokens[0]
+            raise QueryTranslationError(
+                f"Only ECSQL SELECT statements can be run; '{first.text}' at line {first.line}, column "
+                f"{first.col - len(first.text) + 1} starts another kind of statement"
+            )
+        try:
+            statements = [s for s in sqlglot.parse(text, read="sqlite") if s is not None]
+        except SqlglotError as error:
+            raise QueryTranslationError(_syntax_error(error).replace(_EXAMPLE, "")) from None
+        if len(statements) != 1:
+            raise QueryTranslationError("The query must be exactly one SELECT statement")
+        statement = _balance_connectors(statements[0])
+        _check_depth(statement)
+        translator = _Translator(meta, full=True, args=args)
+        select, columns, kinds = translator.select_full(statement, only_starts)
+        sql = select.sql(dialect=_ECSQLite)
+    except RecursionError:
+        raise QueryTranslationError(_TOO_COMPLEX) from None
+    except SqlglotError as error:  # pragma: no cover - generation of our own tree
+        raise QueryTranslationError(f"Could not translate the query: {error}") from None
+    return TranslatedQuery(sql, (imodel_id, *translator.params), columns, kinds)

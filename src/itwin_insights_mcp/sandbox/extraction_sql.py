@@ -7,7 +7,7 @@ beyond `.Id`, nested JSON members, string formulas, name collisions...) gets `No
 
 Sameness with the Python path is the contract (tests/unit/test_extraction_sql.py runs both): every value the SQL
 cannot produce bit-exactly (decimal text of a JSON real, Python's `str()`/`float()` of odd text, Unicode key
-matching, lone surrogates, math.hypot) is handed to a small deterministic Python function registered on the read
+lone surrogates, math.hypot) is handed to a small deterministic Python function registered on the read
 connection, which calls the very same helpers the Python path uses. Layers (each a non-flattened subquery, so a
 computed value is evaluated once per row):
 
@@ -66,16 +66,8 @@ def register_functions(conn: sqlite3.Connection, fns: SqlFunctions) -> None:
     def cast_json(text: str | None, data_type: str) -> Any:
         return None if text is None else safe(fns.cast(json.loads(text), data_type))
 
-    def prop(props: str | None, lowered: str) -> str | None:
-        parsed = json.loads(props) if props else {}
-        key = next((k for k in parsed if k.lower() == lowered), None)
-        if key is None or parsed[key] is None:
-            return None
-        return json.dumps(parsed[key])
-
     conn.create_function("_xs_cast", 2, cast, deterministic=True)
     conn.create_function("_xs_cast_json", 2, cast_json, deterministic=True)
-    conn.create_function("_xs_prop", 2, prop, deterministic=True)
     conn.create_function("_xs_hypot", 2, math.hypot, deterministic=True)
     # The same expression as `calculated_value` (`x**2` is pow(), which SQLite's x * x need not match bit for bit).
     conn.create_function("_xs_diagonal", 3, lambda a, b, c: math.sqrt(a**2 + b**2 + c**2), deterministic=True)
@@ -94,7 +86,11 @@ class _Params:
 
 @dataclass
 class SqlGroup:
-    """A planned group: `statement(names)` yields rows `(mask, lx, ly, lz, hx, hy, hz, *values in names order)`."""
+    """A planned group: `statement(names)` yields rows `(mask, lx, ly, lz, hx, hy, hz, *values in names order)`.
+
+    The fixed columns come first in every table; in those rows ECClassId holds the class id (the caller maps it to
+    `Schema.Class`) and BBoxLow/BBoxHigh are null (the caller formats them from the six box values).
+    """
 
     guarded: list[str]  # column names behind the mask bits, bit 0 first, in the Python path's evaluation order
     booleans: frozenset[str]  # output columns whose 1/0 must be written as true/false
@@ -168,7 +164,7 @@ class _Planner:
     queried: Mapping[str, str]  # lowered name -> the query's column name
     params: _Params = field(default_factory=_Params)
     prop_keys: dict[str, str] = field(default_factory=dict)  # lowered JSON key -> layer-2 column
-    layer3: list[str] = field(default_factory=list)
+    uses_class: bool = False  # a property reads ECClassId: layer 2 looks the class name up
 
     def group_property(self, prop: Mapping[str, Any]) -> str | None:
         """SQL over layer 2 for a group property: its ecProperties in priority order, cast to its dataType."""
@@ -212,6 +208,7 @@ class _Planner:
             text = _id64(f"{_P}id")
             return "1", text if dt == "String" else f"_xs_cast({text}, '{dt}')"
         if lowered == "ecclassid":
+            self.uses_class = True
             return f"{_P}class IS NOT NULL", _cast_native(f"{_P}class", dt)
         if rest or not lowered.isascii():
             return None  # nested members and non-ASCII keys: the Python path walks them
@@ -219,16 +216,18 @@ class _Planner:
         return f"{name} IS NOT NULL", _cast_json(name, dt)
 
     def key_lookups(self) -> str:
-        """Layer-2 columns: the JSON text of each top-level key's value (first case-insensitive match, not null)."""
+        """Layer-2 columns: the JSON text of each top-level key's value (first case-insensitive match, not null).
+
+        `json_each` decodes escaped keys; SQLite's lower() folds ASCII only, which equals Python's str.lower() on
+        an ASCII target except for one character: KELVIN SIGN (U+212A) lowers to "k", so it is folded first.
+        """
+        props = f"{_P}props"
         parts = []
         for lowered, name in self.prop_keys.items():
-            key = self.params.bind(lowered)
-            props = f"{_P}props"
-            # SQLite's lower() folds ASCII only: rows with escapes or non-ASCII text take the Python lookup.
+            key = f"replace(key, char(8490), 'k')" if "k" in lowered else "key"
             parts.append(
-                f"(CASE WHEN instr({props}, '\\u') > 0 OR length({props}) <> length(CAST({props} AS BLOB)) "
-                f"THEN _xs_prop({props}, {key}) ELSE (SELECT CASE WHEN type <> 'null' THEN {props} -> fullkey END "
-                f"FROM json_each(NULLIF({props}, '')) WHERE lower(key) = {key} LIMIT 1) END) AS {name}"
+                f"(SELECT CASE WHEN type <> 'null' THEN {props} -> fullkey END FROM json_each(NULLIF({props}, '')) "
+                f"WHERE lower({key}) = {self.params.bind(lowered)} LIMIT 1) AS {name}"
             )
         return "".join(f", {p}" for p in parts)
 
@@ -341,22 +340,27 @@ def plan_group(
         f"SELECT q.*, {element} FROM ({translated_sql}) q "  # noqa: S608 - generated SQL, literals bound
         f"JOIN im_elements e ON e.imodel_id = {params.bind(imodel_id)} AND e.id = q.ECInstanceId"
     )
-    classes = params.bind(imodel_id)
+    class_name = "NULL"
+    if planner.uses_class:
+        class_name = (
+            f"(SELECT schema_name || '.' || class_name FROM im_classes WHERE imodel_id = {params.bind(imodel_id)} "
+            f"AND class_id = l1.{_P}cls)"
+        )
     layer2 = (
-        f"SELECT l1.*, (SELECT schema_name || '.' || class_name FROM im_classes WHERE imodel_id = {classes} "
-        f"AND class_id = l1.{_P}cls) AS {_P}class{planner.key_lookups()} FROM ({layer1}) l1 LIMIT -1 OFFSET 0"
+        f"SELECT l1.*, {class_name} AS {_P}class{planner.key_lookups()} FROM ({layer1}) l1 LIMIT -1 OFFSET 0"
     )
     filtered = ""
     if ecinstance_filter is not None:
         filtered = f" WHERE {_P}id IN (SELECT value FROM json_each({params.bind(json.dumps(sorted(ecinstance_filter)))}))"
     group_cols = "".join(f", {values[n]} AS {_P}v{i}" for i, (n, _) in enumerate(columns) if n in values)
     layer3 = (
-        f"SELECT {_id64(f'{_P}id')} AS {_P}iid, {_P}class, {_P}user_label, "
+        f"SELECT {_id64(f'{_P}id')} AS {_P}iid, {_P}cls, {_P}user_label, "
         f"{', '.join(f'{_P}b{i}' for i in range(6))}{group_cols} FROM ({layer2}){filtered} LIMIT -1 OFFSET 0"
     )
 
     # Layer 4: custom calculations (numeric columns and earlier calculations inlined), bounds and the mask.
-    out: dict[str, str] = {"ECInstanceId": f"{_P}iid", "ECClassId": f"{_P}class"}
+    # ECClassId leaves as the class id: the encoder names it from the class table it already holds.
+    out: dict[str, str] = {"ECInstanceId": f"{_P}iid", "ECClassId": f"{_P}cls"}
     column_sql = {name: f"{_P}v{i}" for i, (name, _) in enumerate(columns) if name in values}
     for name in custom_order:
         available = dict(numeric)

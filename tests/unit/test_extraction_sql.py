@@ -62,7 +62,9 @@ ELEMENT_PATHS = [
     for t in ("String", "Integer", "Double", "Boolean")
 ]
 PRIORITY = [
-    group_prop("Thick", "Double", ("Building", "Slab", "Thickness"), ("bldg", "Wall", "Thickness"), ("*", "*", "Width")),
+    group_prop(
+        "Thick", "Double", ("Building", "Slab", "Thickness"), ("bldg", "Wall", "Thickness"), ("*", "*", "Width")
+    ),
     group_prop("Mat", "String", ("Nope", "Nothing", "Material"), ("BisCore", "GeometricElement3d", "Material")),
     group_prop("Missing", "String", ("bis", "Element", "NoSuchProperty"), ("*", "*", "CodeValue")),
 ]
@@ -102,8 +104,17 @@ CASES: list[tuple[str, list[tuple[str, str]], Props, bool]] = [
     ("priority-and-classes", [("Geo", "SELECT * FROM bis.GeometricElement3d")], PRIORITY, True),
     (
         "queried-columns",
-        [("Walls", "SELECT CodeValue, ECInstanceId, Material FROM bldg.Wall WHERE Thickness > 0.2 AND CodeValue NOT LIKE 'T-%'")],
-        [group_prop("Material", "String", ("*", "*", "material")), group_prop("Code", "Integer", ("*", "*", "CodeValue"))],
+        [
+            (
+                "Walls",
+                "SELECT CodeValue, ECInstanceId, Material FROM bldg.Wall "
+                "WHERE Thickness > 0.2 AND CodeValue NOT LIKE 'T-%'",
+            )
+        ],
+        [
+            group_prop("Material", "String", ("*", "*", "material")),
+            group_prop("Code", "Integer", ("*", "*", "CodeValue")),
+        ],
         True,
     ),
     ("formulas", [("Geo", "SELECT * FROM bis.GeometricElement3d")], FORMULAS, True),
@@ -151,7 +162,13 @@ def _tricky_elements(conn: sqlite3.Connection) -> None:
         {"Material": None, "MATERIAL": "shadowed by null"},
         {"Material": "\ud800 lone surrogate", "Thickness": 0.30000000000000004, "Rank": -(2**63)},
         {"Material": "Béton", "Thickness": 1e16, "Rank": 2**64, "IsPrivate": "yes"},
-        {"Ran\u212a": "Kelvin sign key", "Material": "Kelvin first", "Thickness": "  1.5e3 ", "Rank": "0x1F", "IsPrivate": " no "},
+        {
+            "Ran\u212a": "Kelvin sign key",
+            "Material": "Kelvin first",
+            "Thickness": "  1.5e3 ",
+            "Rank": "0x1F",
+            "IsPrivate": " no ",
+        },
         {"Material": 12.0, "Thickness": True, "Rank": 3.99, "IsPrivate": 0.0, "Weird": [1, 2.50, {"a": None}]},
         {"Material": "x" * 300, "Thickness": -0.0, "Rank": "-7", "IsPrivate": 2, "Weird": {"k": "v"}},
         {"Material": 'quote " and \\ backslash\nnewline', "Thickness": "inf", "Rank": 1e300, "IsPrivate": ""},
@@ -163,7 +180,21 @@ def _tricky_elements(conn: sqlite3.Connection) -> None:
         length = 2 if i % 2 else None  # an integer into a REAL column
         label = "L" * (40 + i) if i % 4 == 0 else f"Tricky {i}"
         rows.append(
-            (BUILDING_ID, first + i, wall, f"T-{i}", label, None, None, None, *box, length, 0.1 * i, 1e-7 * i, json.dumps(p))
+            (
+                BUILDING_ID,
+                first + i,
+                wall,
+                f"T-{i}",
+                label,
+                None,
+                None,
+                None,
+                *box,
+                length,
+                0.1 * i,
+                1e-7 * i,
+                json.dumps(p),
+            )
         )
     conn.executemany(f"INSERT INTO im_elements VALUES ({', '.join('?' * 18)})", rows)
     conn.commit()
@@ -192,7 +223,13 @@ def _groups(spec: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
 def _run(conn: sqlite3.Connection, imodel: str, groups: list[dict[str, Any]], props: Props, **kw: Any) -> Any:
     job = f"{kw['set_based']}-{imodel}-{kw.get('max_cell_bytes', 0)}-{bool(kw.get('ecinstance_ids'))}"
     result = extraction.extract_mapping(
-        conn, job_id=job, imodel_id=imodel, mapping_id="m", groups=groups, properties={g["id"]: props for g in groups}, **kw
+        conn,
+        job_id=job,
+        imodel_id=imodel,
+        mapping_id="m",
+        groups=groups,
+        properties={g["id"]: props for g in groups},
+        **kw,
     )
     tables = conn.execute(
         "SELECT table_name, columns, row_count FROM ex_tables WHERE job_id = ? ORDER BY rowid", (job,)
@@ -241,9 +278,14 @@ def test_set_based_rows_equal_the_python_path(
 
 
 @pytest.mark.parametrize("max_cell_bytes", [12, 45, 299])
-def test_over_long_cells_and_their_warnings_match(db: sqlite3.Connection, planned: list[bool], max_cell_bytes: int) -> None:
+def test_over_long_cells_and_their_warnings_match(
+    db: sqlite3.Connection, planned: list[bool], max_cell_bytes: int
+) -> None:
     groups = _groups([("Geo", "SELECT * FROM bis.GeometricElement3d"), ("Geo", "SELECT * FROM bldg.Wall")])
-    props = [group_prop("Material", "String", ("*", "*", "Material")), group_prop("Desc", "String", ("*", "*", "Description"))]
+    props = [
+        group_prop("Material", "String", ("*", "*", "Material")),
+        group_prop("Desc", "String", ("*", "*", "Description")),
+    ]
     reference = _run(db, BUILDING_ID, groups, props, set_based=False, max_cell_bytes=max_cell_bytes)
     result = _run(db, BUILDING_ID, groups, props, set_based=True, max_cell_bytes=max_cell_bytes)
     _same(result, reference)
@@ -255,7 +297,12 @@ def test_over_long_cells_and_their_warnings_match(db: sqlite3.Connection, planne
 
 
 def test_instance_filter_matches(db: sqlite3.Connection, planned: list[bool]) -> None:
-    ids = [r[0] for r in db.execute("SELECT printf('0x%x', id) FROM im_elements WHERE imodel_id = ? AND id % 7 = 0", (BUILDING_ID,))]
+    ids = [
+        r[0]
+        for r in db.execute(
+            "SELECT printf('0x%x', id) FROM im_elements WHERE imodel_id = ? AND id % 7 = 0", (BUILDING_ID,)
+        )
+    ]
     groups = _groups([("Geo", "SELECT * FROM bis.GeometricElement3d")])
     props = [*CALCULATED[:3], group_prop("Material", "String", ("*", "*", "Material"))]
     reference = _run(db, BUILDING_ID, groups, props, set_based=False, ecinstance_ids=ids)

@@ -101,12 +101,9 @@ class SqlGroup:
     def statement(self, names: Sequence[str]) -> tuple[str, list[Any]]:
         """The final SELECT for a table whose columns are `names` (columns of other groups are null here)."""
         bbox = ", ".join(f"{_P}b{i}" for i in range(6))
-        outputs = ", ".join(
-            "NULL" if n in ("BBoxLow", "BBoxHigh") else self._values.get(n, "NULL") for n in names
-        )
-        mask = self._values["\0mask"]
+        outputs = ", ".join("NULL" if n in ("BBoxLow", "BBoxHigh") else self._values.get(n, "NULL") for n in names)
         # Every user value is bound; the SQL text is built from fixed fragments and generated names only.
-        return f"SELECT {mask}, {bbox}, {outputs} FROM ({self._query})", self._params.values  # noqa: S608
+        return f"SELECT {self._values[_MASK]}, {bbox}, {outputs} FROM ({self._query})", self._params.values  # noqa: S608
 
 
 def _id64(sql: str) -> str:
@@ -117,16 +114,22 @@ def _cast_native(v: str, dt: str) -> str:
     """`_cast(v, dt)` for a SQLite value: the common types in SQL, anything else through the Python function."""
     slow = f"_xs_cast({v}, '{dt}')"
     if dt == "String":
-        return f"(CASE typeof({v}) WHEN 'text' THEN {v} WHEN 'integer' THEN CAST({v} AS TEXT) WHEN 'null' THEN NULL ELSE {slow} END)"
-    if dt == "Double":
-        real = f"(CASE WHEN abs({v}) < 9e999 THEN {v} END)"
-        return f"(CASE typeof({v}) WHEN 'real' THEN {real} WHEN 'integer' THEN CAST({v} AS REAL) WHEN 'null' THEN NULL ELSE {slow} END)"
-    if dt == "Integer":
+        integer, real = f"CAST({v} AS TEXT)", slow  # str(float) is repr(): Python's digits, not SQLite's
+        text = v
+    elif dt == "Double":
+        integer, real = f"CAST({v} AS REAL)", f"(CASE WHEN abs({v}) < 9e999 THEN {v} END)"
+        text = slow
+    elif dt == "Integer":
+        # `_cast` goes through float(): integers beyond 2**53 round and reals truncate, in range only.
+        integer = f"(CASE WHEN {v} BETWEEN -9007199254740992 AND 9007199254740992 THEN {v} ELSE {slow} END)"
         real = f"(CASE WHEN {v} > -9.2e18 AND {v} < 9.2e18 THEN CAST({v} AS INTEGER) ELSE {slow} END)"
-        # `_cast` goes through float(): integers beyond 2**53 round, so only those below stay in SQL.
-        exact = f"(CASE WHEN {v} BETWEEN -9007199254740992 AND 9007199254740992 THEN {v} ELSE {slow} END)"
-        return f"(CASE typeof({v}) WHEN 'integer' THEN {exact} WHEN 'real' THEN {real} WHEN 'null' THEN NULL ELSE {slow} END)"
-    return f"(CASE typeof({v}) WHEN 'integer' THEN ({v} <> 0) WHEN 'real' THEN ({v} <> 0) WHEN 'null' THEN NULL ELSE {slow} END)"
+        text = slow
+    else:
+        integer, real, text = f"({v} <> 0)", f"({v} <> 0)", slow
+    return (
+        f"(CASE typeof({v}) WHEN 'null' THEN NULL WHEN 'integer' THEN {integer} WHEN 'real' THEN {real} "
+        f"WHEN 'text' THEN {text} ELSE {slow} END)"
+    )
 
 
 _TRUE = {"String": "'true'", "Double": "1.0", "Integer": "1", "Boolean": "1"}
@@ -203,7 +206,7 @@ class _Planner:
                     return None  # a navigation target's own property: the Python path follows it
                 text = _id64(source)
                 return f"{source} IS NOT NULL", text if dt == "String" else f"_xs_cast({text}, '{dt}')"
-            return (None if rest else (f"{source} IS NOT NULL", _cast_native(source, dt)))
+            return None if rest else (f"{source} IS NOT NULL", _cast_native(source, dt))
         if lowered == "ecinstanceid":
             text = _id64(f"{_P}id")
             return "1", text if dt == "String" else f"_xs_cast({text}, '{dt}')"
@@ -224,10 +227,11 @@ class _Planner:
         props = f"{_P}props"
         parts = []
         for lowered, name in self.prop_keys.items():
-            key = f"replace(key, char(8490), 'k')" if "k" in lowered else "key"
+            key = "replace(key, char(8490), 'k')" if "k" in lowered else "key"
             parts.append(
-                f"(SELECT CASE WHEN type <> 'null' THEN {props} -> fullkey END FROM json_each(NULLIF({props}, '')) "
-                f"WHERE lower({key}) = {self.params.bind(lowered)} LIMIT 1) AS {name}"
+                f"(SELECT CASE WHEN type <> 'null' THEN {props} -> fullkey END "  # noqa: S608 - generated names
+                f"FROM json_each(NULLIF({props}, '')) WHERE lower({key}) = {self.params.bind(lowered)} LIMIT 1) "
+                f"AS {name}"
             )
         return "".join(f", {p}" for p in parts)
 
@@ -262,7 +266,10 @@ _ELEMENT = (
     ("category_id", "category_id"),
     ("model_id", "model_id"),
     ("parent_id", "parent_id"),
-    *((f"b{i}", c) for i, c in enumerate(("bbox_low_x", "bbox_low_y", "bbox_low_z", "bbox_high_x", "bbox_high_y", "bbox_high_z"))),
+    *(
+        (f"b{i}", c)
+        for i, c in enumerate(("bbox_low_x", "bbox_low_y", "bbox_low_z", "bbox_high_x", "bbox_high_y", "bbox_high_z"))
+    ),
     ("length", "length"),
     ("area", "area"),
     ("volume", "volume"),
@@ -292,10 +299,9 @@ def plan_group(
     names = [*fixed, *(name for name, _ in columns)]
     if len({n.casefold() for n in names}) != len(names) or len({n.lower() for n in names}) != len(names):
         return None  # a property shadowing another column: the row dict's overwrite order decides, keep Python
-    if len({c.lower() for c in sql_columns}) != len(sql_columns) or any(c.lower().startswith(_P) for c in sql_columns):
-        return None
-    if any('"' in c for c in sql_columns):
-        return None
+    lowered_columns = [c.lower() for c in sql_columns]
+    if len(set(lowered_columns)) != len(sql_columns) or any(c.startswith(_P) or '"' in c for c in lowered_columns):
+        return None  # the query's own columns could not be named unambiguously
     by_lower = {c.lower(): c for c in sql_columns}
     planner = _Planner(
         imodel_id,
@@ -306,81 +312,132 @@ def plan_group(
         # The translator numbers its placeholders ?1..?k in this order; ours continue after them.
         _Params(list(translated_params)),
     )
+    layer3_columns = _property_columns(planner, props, columns)
+    if layer3_columns is None or len(layer3_columns.guarded) > _MAX_GUARDED:
+        return None
+    if not _custom_columns(planner.params, layer3_columns, custom_order, parsed):
+        return None
+    query = _layers(planner, translated_sql, imodel_id, layer3_columns.sql, ecinstance_filter)
+    return SqlGroup(
+        layer3_columns.guarded,
+        frozenset(layer3_columns.booleans),
+        query,
+        planner.params,
+        _bounded(layer3_columns, planner.params.bind(max_cell_bytes)),
+    )
+
+
+@dataclass
+class _Columns:
+    """The group's columns as SQL: layer-3 expressions, then references usable in layer 4."""
+
+    sql: dict[str, str] = field(default_factory=dict)  # group/calculated column -> expression over layer 2
+    refs: dict[str, str] = field(default_factory=dict)  # every column -> its SQL in layer 4
+    numeric: dict[str, str] = field(default_factory=dict)  # casefolded name -> SQL, for formulas (float|int|null)
+    booleans: set[str] = field(default_factory=set)
+    guarded: list[str] = field(default_factory=lambda: ["UserLabel"])
+
+
+def _property_columns(
+    planner: _Planner, props: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]
+) -> _Columns | None:
+    """Group and calculated properties (in column order) as layer-3 columns `_x_v<i>`."""
     kinds = {p["propertyName"]: p for p in props}
-    values: dict[str, str] = {}  # group column -> layer-3 SQL (over layer 2)
-    numeric: dict[str, str] = {}  # column usable by a formula (float | int | null) -> its layer-3 column
-    booleans: set[str] = set()
-    guarded: list[str] = ["UserLabel"]
-    for index, (name, data_type) in enumerate(columns):
-        prop = kinds[name]
+    out = _Columns()
+    for index, (name, _) in enumerate(columns):
+        prop, ref = kinds[name], f"{_P}v{index}"
         if prop["kind"] == "group":
             sql = planner.group_property(prop)
             dt = _cast_dt(prop["dataType"])
             if dt == "String":
-                guarded.append(name)
+                out.guarded.append(name)
             elif dt == "Boolean":
-                booleans.add(name)
+                out.booleans.add(name)
             else:
-                numeric[name.casefold()] = f"{_P}v{index}"
+                out.numeric[name.casefold()] = ref
         elif prop["kind"] == "calculated":
             sql = _calculated(prop["type"])
-            numeric[name.casefold()] = f"{_P}v{index}"
+            out.numeric[name.casefold()] = ref
         else:
             continue
         if sql is None:
             return None
-        values[name] = sql
-    if len(guarded) > _MAX_GUARDED:
-        return None
+        out.sql[ref] = sql
+        out.refs[name] = ref
+    return out
 
-    # Layer 1: the Python path's join, unchanged, with the element's columns under helper names.
-    element = ", ".join(f"e.{c} AS {_P}{a}" for a, c in _ELEMENT)
+
+def _custom_columns(
+    params: _Params, cols: _Columns, order: Sequence[str], parsed: Mapping[str, formulas.Formula]
+) -> bool:
+    """Custom calculations in evaluation order as layer-4 SQL (referenced columns inlined); False if one cannot."""
+    for name in order:
+        available = dict(cols.numeric)  # what the row holds when this formula runs
+
+        def column(ref: str, available: Mapping[str, str] = available) -> str | None:
+            return available.get(ref.casefold())
+
+        compiled = formulas.to_sql(parsed[name], column, params.bind)
+        if compiled is None:
+            return False
+        sql, boolean = compiled
+        if boolean:
+            cols.booleans.add(name)
+        else:
+            cols.numeric[name.casefold()] = f"({sql})"
+        cols.refs[name] = f"({sql})"
+    return True
+
+
+def _layers(
+    planner: _Planner,
+    translated_sql: str,
+    imodel_id: str,
+    property_sql: Mapping[str, str],
+    ecinstance_filter: set[int] | None,
+) -> str:
+    """Layers 1 to 3 (see the module docstring); every user value is bound, names are generated."""
     params = planner.params
+    element = ", ".join(f"e.{c} AS {_P}{a}" for a, c in _ELEMENT)
+    # Layer 1: the Python path's join, unchanged, with the element's columns under helper names.
     layer1 = (
-        f"SELECT q.*, {element} FROM ({translated_sql}) q "  # noqa: S608 - generated SQL, literals bound
+        f"SELECT q.*, {element} FROM ({translated_sql}) q "  # noqa: S608 - translator output, literals bound
         f"JOIN im_elements e ON e.imodel_id = {params.bind(imodel_id)} AND e.id = q.ECInstanceId"
     )
     class_name = "NULL"
     if planner.uses_class:
         class_name = (
-            f"(SELECT schema_name || '.' || class_name FROM im_classes WHERE imodel_id = {params.bind(imodel_id)} "
-            f"AND class_id = l1.{_P}cls)"
+            f"(SELECT schema_name || '.' || class_name FROM im_classes "  # noqa: S608 - generated, values bound
+            f"WHERE imodel_id = {params.bind(imodel_id)} AND class_id = l1.{_P}cls)"
         )
-    layer2 = (
-        f"SELECT l1.*, {class_name} AS {_P}class{planner.key_lookups()} FROM ({layer1}) l1 LIMIT -1 OFFSET 0"
-    )
-    filtered = ""
+    lookups = planner.key_lookups()
+    layer2 = f"SELECT l1.*, {class_name} AS {_P}class{lookups} FROM ({layer1}) l1 LIMIT -1 OFFSET 0"  # noqa: S608
+    where = ""
     if ecinstance_filter is not None:
-        filtered = f" WHERE {_P}id IN (SELECT value FROM json_each({params.bind(json.dumps(sorted(ecinstance_filter)))}))"
-    group_cols = "".join(f", {values[n]} AS {_P}v{i}" for i, (n, _) in enumerate(columns) if n in values)
-    layer3 = (
-        f"SELECT {_id64(f'{_P}id')} AS {_P}iid, {_P}cls, {_P}user_label, "
-        f"{', '.join(f'{_P}b{i}' for i in range(6))}{group_cols} FROM ({layer2}){filtered} LIMIT -1 OFFSET 0"
+        ids = params.bind(json.dumps(sorted(ecinstance_filter)))
+        where = f" WHERE {_P}id IN (SELECT value FROM json_each({ids}))"  # noqa: S608 - a bound parameter
+    box = ", ".join(f"{_P}b{i}" for i in range(6))
+    values = "".join(f", {sql} AS {ref}" for ref, sql in property_sql.items())
+    return (
+        f"SELECT {_id64(f'{_P}id')} AS {_P}iid, {_P}cls, {_P}user_label, {box}{values} "  # noqa: S608 - generated
+        f"FROM ({layer2}){where} LIMIT -1 OFFSET 0"
     )
 
-    # Layer 4: custom calculations (numeric columns and earlier calculations inlined), bounds and the mask.
+
+def _bounded(cols: _Columns, limit: str) -> dict[str, str]:
+    """Layer-4 outputs: over-long strings become null, each flagged in the mask (bit i = `cols.guarded[i]`)."""
     # ECClassId leaves as the class id: the encoder names it from the class table it already holds.
     out: dict[str, str] = {"ECInstanceId": f"{_P}iid", "ECClassId": f"{_P}cls"}
-    column_sql = {name: f"{_P}v{i}" for i, (name, _) in enumerate(columns) if name in values}
-    for name in custom_order:
-        available = dict(numeric)
-        compiled = formulas.to_sql(parsed[name], lambda ref: available.get(ref.casefold()), params.bind)
-        if compiled is None:
-            return None
-        sql, boolean = compiled
-        if boolean:
-            booleans.add(name)
-        else:
-            numeric[name.casefold()] = f"({sql})"
-        column_sql[name] = f"({sql})"
-    limit = params.bind(max_cell_bytes)
-    over: list[str] = []
-    for name in guarded:
-        source = f"{_P}user_label" if name == "UserLabel" else column_sql[name]
-        test = f"(typeof({source}) = 'text' AND length(CAST({source} AS BLOB)) > {limit})"
-        over.append(test)
-        out[name] = f"(CASE WHEN {test} THEN NULL ELSE {source} END)"
-    for name, sql in column_sql.items():
+    flags: list[str] = []
+    for name in cols.guarded:
+        source = f"{_P}user_label" if name == "UserLabel" else cols.refs[name]
+        over = f"(typeof({source}) = 'text' AND length(CAST({source} AS BLOB)) > {limit})"
+        flags.append(f"({over} << {len(flags)})")
+        out[name] = f"(CASE WHEN {over} THEN NULL ELSE {source} END)"
+    for name, sql in cols.refs.items():
         out.setdefault(name, sql)
-    out["\0mask"] = " + ".join(f"({t} << {bit})" for bit, t in enumerate(over))
-    return SqlGroup(guarded, frozenset(booleans), layer3, params, out)
+    out[_MASK] = " + ".join(flags)
+    return out
+
+
+_MASK = "\0mask"  # key of the mask expression among the output columns (no property name holds a NUL)

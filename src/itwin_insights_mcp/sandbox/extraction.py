@@ -532,22 +532,28 @@ def _sql_encoder(
         guarded = list(enumerate(plan.guarded))
         nulled = guard.nulled
         class_names = {c.class_id: c.full_name for c in classes.values()}
-        batches = _batches(conn, sql, params) if conn is writer else _read_ahead(conn, sql, params)
-        for rows in batches:
+
+        def encode() -> Iterator[list[str]]:
+            for rows in _batches(conn, sql, params):
+                batch = []
+                for row in rows:
+                    if row[0]:
+                        for bit, name in guarded:
+                            if row[0] >> bit & 1:
+                                nulled[name] = nulled.get(name, 0) + 1
+                    values = list(row[7:])
+                    values[1] = class_names.get(values[1])
+                    values[3] = _bbox_fast(row[1], row[2], row[3])
+                    values[4] = _bbox_fast(row[4], row[5], row[6])
+                    for i in booleans:
+                        if values[i] is not None:
+                            values[i] = bool(values[i])
+                    batch.append(_encode(values))
+                yield batch
+
+        for batch in encode() if conn is writer else _read_ahead(conn, encode):
             budget.check()
-            for row in rows:
-                if row[0]:
-                    for bit, name in guarded:
-                        if row[0] >> bit & 1:
-                            nulled[name] = nulled.get(name, 0) + 1
-                values = list(row[7:])
-                values[1] = class_names.get(values[1])
-                values[3] = _bbox_fast(row[1], row[2], row[3])
-                values[4] = _bbox_fast(row[4], row[5], row[6])
-                for i in booleans:
-                    if values[i] is not None:
-                        values[i] = bool(values[i])
-                yield _encode(values)
+            yield from batch
 
     return encoded
 
@@ -565,14 +571,15 @@ def _batches(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> Itera
         cursor.close()
 
 
-def _read_ahead(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> Iterator[list[Any]]:
-    """`_batches` run by a helper thread, so SQLite computes the next rows (GIL released) while the caller encodes
-    and writes: the two halves of an extraction overlap on two cores. Errors (a tripped limit included) are raised
-    here, in the caller's thread; stopping early stops the reader after its current batch."""
-    handoff: queue.Queue[list[Any] | BaseException | bool | None] = queue.Queue(maxsize=_AHEAD)
+def _read_ahead(conn: sqlite3.Connection, produce: Callable[[], Iterator[list[str]]]) -> Iterator[list[str]]:
+    """`produce()` run by a helper thread: it reads and encodes (SQLite computing with the GIL released) while the
+    caller writes the previous batches, so the two halves of an extraction overlap. Errors, a tripped limit
+    included, are raised here in the caller's thread; stopping early stops the helper after its current batch.
+    A connection bound to its creating thread is read inline instead."""
+    handoff: queue.Queue[list[str] | BaseException | bool | None] = queue.Queue(maxsize=_AHEAD)
     stop = threading.Event()
 
-    def put(item: list[Any] | BaseException | bool | None) -> None:
+    def put(item: list[str] | BaseException | bool | None) -> None:
         while not stop.is_set():
             try:
                 handoff.put(item, timeout=0.05)
@@ -580,35 +587,35 @@ def _read_ahead(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> It
             except queue.Full:
                 continue
 
-    def read() -> None:
+    def run() -> None:
         try:
             conn.cursor().close()  # raises if the connection is bound to the thread that created it
         except sqlite3.ProgrammingError:
-            put(False)  # read inline instead
+            put(False)
             return
         try:
-            for rows in _batches(conn, sql, params):
+            for batch in produce():
                 if stop.is_set():
                     return
-                put(rows)
+                put(batch)
             put(None)
         except BaseException as exc:  # handed to the caller, who decides what failed
             put(exc)
 
-    reader = threading.Thread(target=read, name="extraction-read", daemon=True)
-    reader.start()
+    helper = threading.Thread(target=run, name="extraction-read", daemon=True)
+    helper.start()
     try:
         while (item := handoff.get()) is not None:
             if isinstance(item, BaseException):
                 raise item
             if item is False:
-                yield from _batches(conn, sql, params)
+                yield from produce()
                 return
             assert isinstance(item, list)
             yield item
     finally:
         stop.set()
-        reader.join()
+        helper.join()
 
 
 _BBOX = '{{"x":{!r},"y":{!r},"z":{!r}}}'.format
@@ -640,7 +647,9 @@ class Budget:
     never returns a row is stopped as surely as a slow Python loop (`check`).
     """
 
-    STEP_GRANULARITY = 1000  # SQLite VM instructions between two progress calls
+    # SQLite VM instructions between two progress calls: each call takes the GIL, which the extraction's other
+    # thread needs too, so not too often (10,000 steps are well under a millisecond).
+    STEP_GRANULARITY = 10_000
 
     def __init__(
         self,

@@ -38,7 +38,7 @@ async def _fastmcp(sb: Sandbox) -> list[types.Tool]:
 
 
 def _row(tools: list[types.Tool]) -> dict[str, Any]:
-    from itwin_insights_mcp.server.budget import cost_of
+    from itwin_insights_mcp_build.budget import cost_of
 
     cost = cost_of(tools)
     return {"tools": cost.tools, "bytes": cost.bytes, "tokens": cost.tokens,

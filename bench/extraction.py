@@ -28,7 +28,7 @@ def peak_rss_mb() -> float:
 
 async def run(db: str, elements: int) -> dict[str, Any]:
     from itwin_insights_mcp.sandbox.app import create_app
-    from itwin_insights_mcp.sandbox.store import add_generated_imodel
+    from itwin_insights_mcp.sandbox.imodels.seed import add_generated_imodel
 
     started = time.perf_counter()
     imodel_id, rows = add_generated_imodel(db, elements=elements, name="Bench", seed=1)

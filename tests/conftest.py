@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,8 +13,8 @@ import pytest
 from mcp import Client
 
 from itwin_insights_mcp.backend import open_client
-from itwin_insights_mcp.sandbox.imodel import SANDBOX_IMODELS, SANDBOX_ITWINS
-from itwin_insights_mcp.sandbox.seed import ensure_seeded
+from itwin_insights_mcp.sandbox.imodels import SANDBOX_IMODELS, SANDBOX_ITWINS
+from itwin_insights_mcp.sandbox.imodels.seed import ensure_seeded
 from itwin_insights_mcp.sandbox.store import Store
 from itwin_insights_mcp.server.app import build_server
 from itwin_insights_mcp.settings import Settings
@@ -61,6 +63,36 @@ async def mcp(sandbox_settings: Settings) -> AsyncIterator[Client]:
             yield client
 
 
+class BriskClock:
+    """Time for in-process servers under test: a pause lasts a tenth of its length in real time but counts in full,
+    so `wait_for_extraction` keeps its pace and limits in (virtual) seconds without holding a test for whole
+    seconds. Tests that check the waiting itself pass their own clock (tests/unit/test_wait_for_extraction.py)."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def now(self) -> float:
+        return time.monotonic() + self.ahead
+
+    async def sleep(self, seconds: float) -> None:
+        real = seconds / 10
+        self.ahead += seconds - real
+        await asyncio.sleep(real)
+
+
+@pytest.fixture(autouse=True)
+def brisk_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every server built by `build_server` without a clock gets a BriskClock (one per tool call)."""
+    from itwin_insights_mcp.server import app
+    from itwin_insights_mcp.server.local_tools import Clock
+
+    def brisk() -> Clock:
+        clock = BriskClock()
+        return Clock(now=clock.now, sleep=clock.sleep)
+
+    monkeypatch.setattr(app, "Clock", brisk)
+
+
 @pytest.fixture(autouse=True)
 def results_conform_to_output_schema(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every tool result any test receives is checked as a TypeScript-SDK 1.x host checks it: when the tool declares
@@ -88,3 +120,34 @@ def results_conform_to_output_schema(monkeypatch: pytest.MonkeyPatch) -> list[st
 
     monkeypatch.setattr(Client, "call_tool", call_tool)
     return checked
+
+
+# -- kinds of test (markers registered in pyproject.toml) ----------------------------------------------------------
+# The development loop leaves out the slow and outside-Python kinds:
+#     pytest -m "not (e2e or packaging or external or slow)"
+# `.ci/run` runs plain `pytest`, so every kind still runs in CI. Keys are node-id prefixes below tests/.
+KINDS: dict[str, tuple[str, ...]] = {
+    "e2e/": ("e2e",),  # the installed command as a child process, real sockets
+    "e2e/test_packaging.py": ("packaging", "external"),  # builds wheel, sdist and .mcpb (npx)
+    "e2e/test_node_hosts.py": ("external",),  # the pinned TypeScript SDK and Inspector (npm)
+    "e2e/test_oauth.py": ("external",),  # an OpenID Connect provider from npm, a throwaway PostgreSQL
+    "unit/test_schema_patterns.py": ("external",),  # node checks each pattern as a JavaScript host would
+    "unit/test_capability.py::test_spectral_finds_no_error_in_any_profile": ("external",),  # Spectral from npm
+    "unit/test_hardening_tools.py::test_a_huge_list_is_trimmed_to_the_byte_budget_with_a_note": ("slow",),
+    "unit/test_jobs.py::test_a_second_process_never_fails_a_live_job": ("slow",),  # two processes, lease expiry
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with its kinds from `KINDS`, so that `-m` can select or leave them out."""
+    root = Path(__file__).parent
+    for item in items:
+        node = item.nodeid.split("::", 1)
+        path = Path(item.path).resolve()
+        if not path.is_relative_to(root):
+            continue
+        relative = path.relative_to(root).as_posix() + ("::" + node[1] if len(node) > 1 else "")
+        for prefix, kinds in KINDS.items():
+            if relative.startswith(prefix):
+                for kind in kinds:
+                    item.add_marker(kind)

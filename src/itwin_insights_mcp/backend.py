@@ -103,7 +103,7 @@ class LazySandboxTransport(httpx2.AsyncBaseTransport):
         async with self._started:
             if self._inner is None:
                 from .sandbox.app import create_app  # imported only when the sandbox is first used
-                from .sandbox.jobs import SandboxLimits
+                from .sandbox.engine.jobs import SandboxLimits
 
                 settings = self._settings
                 app = create_app(

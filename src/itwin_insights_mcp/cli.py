@@ -11,95 +11,82 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from . import __version__
 from .errors import ConfigError, InsightsError
-from .settings import ENV_VARS, Settings
+from .settings import OPTIONS, SECRET_ENV_VARS, SERVE, Option, Settings, options_for, split_list
 
 __all__ = ["entrypoint", "main"]
 
 log = logging.getLogger("itwin_insights_mcp")
 
-_ENV_BY_FIELD = {field: env for env, (field, _) in ENV_VARS.items()}
+
+def _help(option: Option) -> str:
+    """A flag's help: the option's description, its default and its variable (argparse needs % doubled)."""
+    default = option.shown().replace("`", "")
+    text = option.explained() + (f" (default {default})" if default else "") + f" [env {option.env}]"
+    return text.replace("%", "%%")
 
 
-def _env_help(field: str, text: str) -> str:
-    env = _ENV_BY_FIELD.get(field)
-    return f"{text} [env {env}]" if env else text
+def _add_setting_flags(parser: argparse.ArgumentParser, command: str) -> None:
+    """Add the flag of every option declared for `command`; unset flags stay None so variables still apply."""
+    for option in options_for(command):
+        flag = option.flag(command)
+        assert flag is not None
+        if option.kind == "bool":
+            parser.add_argument(flag, dest=option.name, action="store_true", default=None, help=_help(option))
+            continue
+        converters: dict[str, Callable[[str], object]] = {"int": int, "float": float, "list": split_list}
+        convert = converters.get(option.kind, str.upper if option.uppercase else str)
+        parser.add_argument(
+            flag,
+            dest=option.name,
+            type=convert,
+            choices=option.choices or None,
+            metavar=None if option.choices else flag.lstrip("-").upper().replace("-", "_"),
+            help=_help(option),
+        )
 
 
-def _csv(value: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in value.split(",") if part.strip())
+def _environment_only() -> str:
+    """The `serve --help` epilog: every variable without a serve flag, so --help names every setting."""
+    lines = ["variables without a serve flag:"]
+    for option in OPTIONS:
+        if option.env and not option.flag(SERVE):
+            default = option.shown().replace("`", "")
+            lines.append(f"  {option.env}  {option.explained()}" + (f" (default {default})" if default else ""))
+    return "\n".join(lines)
 
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="itwin-insights-mcp",
         description="MCP server for Bentley iTwin Insights (Reporting). With no credentials it uses the offline "
-        "sandbox. Secrets (ITWIN_ACCESS_TOKEN, ITWIN_CLIENT_SECRET) are read from the environment only, never "
-        "from flags, so they do not show in process lists.",
+        f"sandbox. Secrets ({', '.join(sorted(SECRET_ENV_VARS))}) are read from the environment only, never "
+        "from serve's flags, so they do not show in process lists.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run the MCP server (stdio by default)")
-    serve.add_argument("--transport", choices=["stdio", "http"], help=_env_help("transport", "transport"))
-    serve.add_argument("--host", help=_env_help("host", "HTTP bind address (default 127.0.0.1)"))
-    serve.add_argument("--port", type=int, help=_env_help("port", "HTTP port (default 8000)"))
-    serve.add_argument("--backend", choices=["auto", "sandbox", "bentley"], help=_env_help("backend", "API backend"))
-    serve.add_argument("--api-base-url", help=_env_help("api_base_url", "Bentley API base URL"))
-    serve.add_argument("--authority", help=_env_help("authority", "IMS authority for client credentials"))
-    serve.add_argument("--client-id", help=_env_help("client_id", "service app client id"))
-    serve.add_argument("--scopes", help=_env_help("scopes", "OAuth scopes"))
-    serve.add_argument("--sandbox-db", help=_env_help("sandbox_db", "sandbox SQLite file (':memory:' for none)"))
-    serve.add_argument("--read-only", action="store_true", default=None, help=_env_help("read_only", "no write tools"))
-    serve.add_argument(
-        "--include-deprecated",
-        action="store_true",
-        default=None,
-        help=_env_help("include_deprecated", "also expose deprecated operations"),
+    serve = sub.add_parser(
+        "serve",
+        help="run the MCP server (stdio by default)",
+        epilog=_environment_only(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    serve.add_argument("--toolsets", type=_csv, help=_env_help("toolsets", "toolsets to expose (default all)"))
-    serve.add_argument("--tools", type=_csv, help=_env_help("tools", "single tools to expose"))
-    serve.add_argument("--exclude-tools", type=_csv, help=_env_help("exclude_tools", "tools to hide (wins)"))
-    serve.add_argument("--mode", choices=["full", "compact"], help=_env_help("mode", "full or compact tool surface"))
-    serve.add_argument(
-        "--profile",
-        choices=["reporting-v1", "current", "all"],
-        help=_env_help("profile", "which API families (default reporting-v1)"),
-    )
-    serve.add_argument("--export-dir", help=_env_help("export_dir", "the only folder export_odata_entity writes to"))
-    serve.add_argument("--max-rows", type=int, help=_env_help("max_rows", "OData rows per tool result (default 50)"))
-    serve.add_argument(
-        "--max-result-bytes",
-        type=int,
-        help=_env_help("max_result_bytes", "largest tool result in bytes (default 262144)"),
-    )
-    serve.add_argument(
-        "--http-sessions",
-        action="store_true",
-        default=None,
-        help=_env_help("http_sessions", "HTTP with MCP sessions instead of stateless (cancellation for 2025 clients)"),
-    )
-    serve.add_argument(
-        "--auth",
-        dest="auth_mode",
-        choices=["none", "service", "oauth"],
-        help=_env_help("auth_mode", "who may call the HTTP server"),
-    )
-    serve.add_argument("--public-url", help=_env_help("public_url", "oauth: the URL clients use"))
-    serve.add_argument("--state-db", help=_env_help("state_db", "oauth: shared state file"))
-    serve.add_argument("--allowed-hosts", type=_csv, help=_env_help("allowed_hosts", "extra allowed Host names"))
-    serve.add_argument("--allowed-origins", type=_csv, help=_env_help("allowed_origins", "extra allowed Origins"))
-    serve.add_argument("--log-level", help=_env_help("log_level", "DEBUG, INFO, WARNING or ERROR"))
+    _add_setting_flags(serve, "serve")
 
     sandbox = sub.add_parser("sandbox", help="the offline emulator of the Insights API")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", metavar="SANDBOX_COMMAND")
     sb_serve = sandbox_sub.add_parser("serve", help="serve the sandbox API over HTTP")
-    sb_serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    sb_serve.add_argument("--port", type=int, default=8765, help="port (default 8765)")
-    sb_serve.add_argument("--db", help=_env_help("sandbox_db", "SQLite file"))
+    sb_serve.add_argument(
+        "--host", dest="bind_host", metavar="HOST", default="127.0.0.1", help="bind address (default 127.0.0.1)"
+    )
+    sb_serve.add_argument(
+        "--port", dest="bind_port", metavar="PORT", type=int, default=8765, help="port (default 8765)"
+    )
+    _add_setting_flags(sb_serve, "sandbox serve")
     sb_serve.add_argument("--token", help="accept only this bearer token (default: any non-empty token)")
     sb_serve.add_argument(
         "--record",
@@ -108,16 +95,15 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     sb_gen = sandbox_sub.add_parser("generate", help="add a generated iModel of N elements (for benchmarks)")
     sb_gen.add_argument("--elements", type=int, required=True, help="number of physical elements")
-    sb_gen.add_argument("--db", help=_env_help("sandbox_db", "SQLite file"))
+    _add_setting_flags(sb_gen, "sandbox generate")
     sb_gen.add_argument("--name", default=None, help="iModel display name")
     sb_gen.add_argument("--seed", type=int, default=0, help="random seed (same seed, same iModel)")
 
     login = sub.add_parser("login", help="sign in to Bentley (browser, PKCE) and keep a refresh token")
-    login.add_argument("--authority", help=_env_help("authority", "IMS authority"))
+    _add_setting_flags(login, "login")
     login.add_argument(
-        "--client-id", dest="desktop_client_id", help=_env_help("desktop_client_id", "native/desktop app client id")
+        "--scopes", dest="login_scopes", metavar="SCOPES", help="scopes (default: itwin-platform offline_access)"
     )
-    login.add_argument("--scopes", help="scopes (default: itwin-platform offline_access)")
     login.add_argument(
         "--port", dest="login_port", type=int, default=0, help="loopback port for the redirect (default: any free)"
     )
@@ -128,61 +114,32 @@ def _build_parser() -> argparse.ArgumentParser:
     login.add_argument("--timeout", type=float, default=300, help="seconds to wait for the sign-in")
     for name, text in (("logout", "revoke and forget the stored sign-in"), ("whoami", "who is signed in")):
         command = sub.add_parser(name, help=text)
-        command.add_argument("--authority", help=_env_help("authority", "IMS authority"))
-        command.add_argument(
-            "--client-id", dest="desktop_client_id", help=_env_help("desktop_client_id", "native/desktop app client id")
-        )
+        _add_setting_flags(command, name)
         if name == "whoami":
             command.add_argument("--json", action="store_true", help="print JSON")
     sub.add_parser("demo", help="run the whole workflow against a fresh sandbox and print what it made")
     tools = sub.add_parser("tools", help="list the tools this server exposes")
     tools.add_argument("--markdown", action="store_true", help="print the README's tool table")
-    tools.add_argument("--read-only", action="store_true", default=None, help="only the read tools")
-    tools.add_argument("--toolsets", type=_csv, help="only these toolsets")
-    tools.add_argument("--profile", choices=["reporting-v1", "current", "all"], help="which API families")
+    _add_setting_flags(tools, "tools")
     capability = sub.add_parser("capability", help="write the Naftiko capability document of a profile (YAML)")
-    capability.add_argument("--profile", choices=["reporting-v1", "current", "all"], help="which API families")
+    _add_setting_flags(capability, "capability")
     capability.add_argument("--output", help="file to write (default: stdout)")
     return parser
 
 
+def _command(args: argparse.Namespace) -> str:
+    """The subcommand as options name it: `serve`, `sandbox serve`, `login`, ..."""
+    return " ".join(part for part in (args.command, getattr(args, "sandbox_command", None)) if part)
+
+
 def _settings_from(args: argparse.Namespace) -> Settings:
-    flags = {
-        "transport": getattr(args, "transport", None),
-        "host": getattr(args, "host", None),
-        "port": getattr(args, "port", None),
-        "backend": getattr(args, "backend", None),
-        "api_base_url": getattr(args, "api_base_url", None),
-        "authority": getattr(args, "authority", None),
-        "client_id": getattr(args, "client_id", None),
-        "scopes": getattr(args, "scopes", None),
-        "sandbox_db": getattr(args, "sandbox_db", None) or getattr(args, "db", None),
-        "read_only": getattr(args, "read_only", None),
-        "include_deprecated": getattr(args, "include_deprecated", None),
-        "allowed_hosts": getattr(args, "allowed_hosts", None),
-        "toolsets": getattr(args, "toolsets", None),
-        "tools": getattr(args, "tools", None),
-        "exclude_tools": getattr(args, "exclude_tools", None),
-        "mode": getattr(args, "mode", None),
-        "profile": getattr(args, "profile", None),
-        "auth_mode": getattr(args, "auth_mode", None),
-        "public_url": getattr(args, "public_url", None),
-        "state_db": getattr(args, "state_db", None),
-        "desktop_client_id": getattr(args, "desktop_client_id", None),
-        "export_dir": getattr(args, "export_dir", None),
-        "max_rows": getattr(args, "max_rows", None),
-        "max_result_bytes": getattr(args, "max_result_bytes", None),
-        "http_sessions": getattr(args, "http_sessions", None),
-        "allowed_origins": getattr(args, "allowed_origins", None),
-        "log_level": getattr(args, "log_level", None),
-    }
+    flags = {option.name: getattr(args, option.name, None) for option in options_for(_command(args))}
     settings = Settings.from_env().with_overrides(**flags)
     if settings.backend != "sandbox" and not settings.access_token and not settings.client_secret:
-        from .api.desktop_auth import default_store, has_stored_login
+        from .api.credentials import remembered_login
 
-        store = default_store(settings.token_store)
         settings = settings.with_overrides(
-            desktop_login=has_stored_login(settings.authority, settings.desktop_client_id, store)
+            desktop_login=remembered_login(settings.authority, settings.desktop_client_id, settings.token_store)
         )
     return settings.validate()
 
@@ -226,7 +183,7 @@ async def _serve_sandbox(host: str, port: int, settings: Settings, token: str | 
     import uvicorn
 
     from .sandbox.app import create_app
-    from .sandbox.jobs import SandboxLimits
+    from .sandbox.engine.jobs import SandboxLimits
 
     db = settings.sandbox_db
     app = create_app(
@@ -242,7 +199,7 @@ async def _serve_sandbox(host: str, port: int, settings: Settings, token: str | 
 
 
 def _generate(db: str, elements: int, name: str | None, seed: int) -> None:
-    from .sandbox.store import add_generated_imodel
+    from .sandbox.imodels.seed import add_generated_imodel
 
     imodel_id, count = add_generated_imodel(db, elements=elements, name=name, seed=seed)
     print(f"Generated iModel {imodel_id} with {count} elements in {db}")
@@ -299,7 +256,7 @@ def _account(args: argparse.Namespace, settings: Settings) -> int:
             desktop_auth.login(
                 settings.authority,
                 settings.desktop_client_id,
-                args.scopes or desktop_auth.desktop_scopes(settings.scopes),
+                args.login_scopes or desktop_auth.desktop_scopes(settings.scopes),
                 open_browser=show,
                 port=args.login_port,
                 redirect_uri=args.redirect_uri,
@@ -328,6 +285,22 @@ def _account(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if info.get("signed_in") else 1
 
 
+def _capability(profile: str, output: str | None) -> int:
+    """Write the Naftiko capability document: build-time code, imported only here and only from a source checkout
+    (`pip install -e .`), since the wheel ships without `itwin_insights_mcp_build`."""
+    try:
+        from itwin_insights_mcp_build.capability import write
+    except ImportError:
+        print(
+            "error: `capability` generates a build artefact and needs a source checkout of itwin-insights-mcp "
+            '(pip install -e ".[test]"); the installed package does not include the generator.',
+            file=sys.stderr,
+        )
+        return 2
+    write(profile, output)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     parser = _build_parser()
@@ -339,7 +312,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_serve(settings))
         elif args.command == "sandbox" and args.sandbox_command == "serve":
             asyncio.run(
-                _serve_sandbox(args.host, args.port, settings, args.token or settings.sandbox_token, args.record)
+                _serve_sandbox(
+                    args.bind_host, args.bind_port, settings, args.token or settings.sandbox_token, args.record
+                )
             )
         elif args.command == "sandbox" and args.sandbox_command == "generate":
             _generate(settings.sandbox_db, args.elements, args.name, args.seed)
@@ -352,9 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "tools":
             _print_tools(settings, args.markdown)
         elif args.command == "capability":
-            from .capability import write
-
-            write(settings.profile, args.output)
+            return _capability(settings.profile, args.output)
         else:
             parser.print_help(sys.stderr)
             return 2

@@ -8,6 +8,7 @@ token that way. Known secrets are replaced exactly; unknown ones are caught by s
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -15,14 +16,18 @@ __all__ = ["REDACTED", "redact"]
 
 REDACTED = "[REDACTED]"
 
-_PATTERNS = (
-    re.compile(r"(?i)\b(bearer|basic|negotiate|digest)\s+[A-Za-z0-9\-._~+/=]{8,}"),
-    re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),  # JWT / JWS
-    re.compile(
-        r"(?i)\b(access_token|refresh_token|id_token|client_secret|password|passwd|api[_-]?key|secret|token|code"
-        r"|authorization|cookie|set-cookie|x-api-key)(\"?\s*[:=]\s*\"?)([^\s\"'&,;<>]{4,})"
-    ),
+_SOURCES = (
+    r"(?i)\b(bearer|basic|negotiate|digest)\s+[A-Za-z0-9\-._~+/=]{8,}",
+    r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*",  # JWT / JWS
+    r"(?i)\b(access_token|refresh_token|id_token|client_secret|password|passwd|api[_-]?key|secret|token|code"
+    r"|authorization|cookie|set-cookie|x-api-key)(\"?\s*[:=]\s*\"?)([^\s\"'&,;<>]{4,})",
 )
+
+
+@functools.cache
+def _patterns() -> tuple[re.Pattern[str], ...]:
+    """Compiled on first use: only failures need them, and start-up should not pay for them."""
+    return tuple(re.compile(source) for source in _SOURCES)
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
@@ -30,6 +35,7 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, REDACTED)
-    text = _PATTERNS[0].sub(lambda m: f"{m.group(1)} {REDACTED}", text)
-    text = _PATTERNS[1].sub(REDACTED, text)
-    return _PATTERNS[2].sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+    credential, jwt, pair = _patterns()
+    text = credential.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    text = jwt.sub(REDACTED, text)
+    return pair.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from mcp import Client
 
@@ -34,11 +34,11 @@ UNKNOWN = "00000000-0000-4000-8000-000000000000"
 
 
 @asynccontextmanager
-async def sandbox(db: str) -> AsyncIterator[httpx.AsyncClient]:
+async def sandbox(db: str) -> AsyncIterator[httpx2.AsyncClient]:
     app = create_app(db)
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://sandbox.test", headers=AUTH) as http:
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://sandbox.test", headers=AUTH) as http:
             yield http
 
 
@@ -167,7 +167,7 @@ def test_aggregations_are_technical_preview_in_their_tool_descriptions() -> None
     ]
     assert len(ops) == 19
     for op in ops:
-        assert op.preview and tool_definition(op).description.startswith("Preview: "), op.tool
+        assert op.preview and (tool_definition(op).description or "").startswith("Preview: "), op.tool
 
 
 async def test_ecinstanceids_keep_no_format_in_the_tool_but_the_sandbox_still_refuses_non_hex(mcp: Client) -> None:

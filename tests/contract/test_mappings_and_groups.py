@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from mcp import Client
 
@@ -13,8 +15,11 @@ pytestmark = pytest.mark.anyio
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
 
 
-async def new_mapping(mcp: Client, name: str = "QTO", **extra: object) -> dict[str, object]:
-    return (await ok(mcp, "create_mapping", imodelId=BUILDING_ID, mappingName=name, **extra))["mapping"]
+async def new_mapping(mcp: Client, name: str = "QTO", **extra: object) -> dict[str, Any]:
+    mapping: dict[str, Any] = (await ok(mcp, "create_mapping", imodelId=BUILDING_ID, mappingName=name, **extra))[
+        "mapping"
+    ]
+    return mapping
 
 
 async def test_create_get_list_update_delete_mapping(mcp: Client) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from mcp import Client
 
@@ -13,8 +15,11 @@ pytestmark = pytest.mark.anyio
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
 
 
-async def new_report(mcp: Client, name: str = "Quantities") -> dict[str, object]:
-    return (await ok(mcp, "create_report", projectId=ITWIN_ID, displayName=name, description="d"))["report"]
+async def new_report(mcp: Client, name: str = "Quantities") -> dict[str, Any]:
+    report: dict[str, Any] = (await ok(mcp, "create_report", projectId=ITWIN_ID, displayName=name, description="d"))[
+        "report"
+    ]
+    return report
 
 
 async def test_report_lifecycle_with_soft_delete_and_restore(mcp: Client) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 COMMAND = str(Path(sys.executable).parent / "itwin-insights-mcp")
@@ -36,9 +36,9 @@ def wait_for(url: str, process: subprocess.Popen[bytes], within: float = 30.0) -
         if process.poll() is not None:
             raise AssertionError(f"server exited early with {process.returncode}: {process.stderr.read()!r}")  # type: ignore[union-attr]
         try:
-            if httpx.get(url, timeout=1.0).status_code < 500:
+            if httpx2.get(url, timeout=1.0).status_code < 500:
                 return
-        except httpx.HTTPError:
+        except httpx2.HTTPError:
             time.sleep(0.1)
     raise AssertionError(f"{url} did not answer within {within}s")
 

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import threading
 import time
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
-import httpx
+import httpx2
 import uvicorn
 from cryptography.fernet import Fernet
 
@@ -30,6 +31,9 @@ IDP_DIR = Path(__file__).parent / "idp"
 SERVER_CLIENT_ID = "itwin-insights-mcp-hosted"
 SERVER_CLIENT_SECRET = "test-only-server-secret"
 CLIENT_REDIRECT = "http://127.0.0.1:7777/callback"
+# One TLS context for every test HTTP client: building one per client costs ~18 ms of CPU (the CA bundle is parsed),
+# which, for the hundreds of short-lived clients of the concurrency test, was most of its run time.
+TLS = ssl.create_default_context()
 
 
 def ensure_idp_installed() -> None:
@@ -42,11 +46,16 @@ def ensure_idp_installed() -> None:
 
 
 class RoundRobin:
-    """An ASGI reverse proxy sending each request to the next replica: any replica must serve any request."""
+    """An ASGI reverse proxy sending each request to the next replica: any replica must serve any request.
+
+    One HTTP client (opened at start-up, pooled connections) carries every proxied request, as a real balancer
+    keeps its upstream connections; a client per request cost more CPU than the replicas spent serving.
+    """
 
     def __init__(self, backends: list[str]) -> None:
         self._backends = backends
         self._next = itertools.count()
+        self._http: httpx2.AsyncClient | None = None
         self.hits = [0] * len(backends)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -54,8 +63,11 @@ class RoundRobin:
             while True:
                 message = await receive()
                 if message["type"] == "lifespan.startup":
+                    self._http = httpx2.AsyncClient(timeout=60, verify=TLS, limits=httpx2.Limits(max_connections=None))
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
+                    if self._http is not None:
+                        await self._http.aclose()
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         index = next(self._next) % len(self._backends)
@@ -73,10 +85,8 @@ class RoundRobin:
         )
         headers = [(k.decode(), v.decode()) for k, v in scope["headers"]]
         hop_by_hop = (b"content-length", b"transfer-encoding", b"connection")
-        async with (
-            httpx.AsyncClient(timeout=60) as http,
-            http.stream(scope["method"], url, headers=headers, content=body) as reply,
-        ):
+        assert self._http is not None, "the balancer's lifespan has not started"
+        async with self._http.stream(scope["method"], url, headers=headers, content=body) as reply:
             await send(
                 {
                     "type": "http.response.start",
@@ -150,13 +160,16 @@ def deployment(sandbox_db: str, workdir: Path, state_db: str | None = None) -> I
     logs: list[Path] = []
     processes: list[subprocess.Popen[bytes]] = []
 
+    readiness: list[tuple[str, subprocess.Popen[bytes]]] = []
+
     def start(name: str, command: list[str], env: dict[str, str], ready: str) -> None:
+        """Launch now, wait later: the four processes start side by side (none needs another to start)."""
         log = workdir / f"{name}.log"
         logs.append(log)
         handle = log.open("wb")
         process = subprocess.Popen(command, env=env, stdout=handle, stderr=subprocess.STDOUT)
         processes.append(process)
-        wait_for(ready, process)
+        readiness.append((ready, process))
 
     state_key = Fernet.generate_key().decode()
     try:
@@ -201,6 +214,8 @@ def deployment(sandbox_db: str, workdir: Path, state_db: str | None = None) -> I
                 env,
                 f"http://127.0.0.1:{ports[replica]}/healthz",
             )
+        for ready, process in readiness:
+            wait_for(ready, process)
         balancer = RoundRobin([f"http://127.0.0.1:{ports['a']}", f"http://127.0.0.1:{ports['b']}"])
         with _uvicorn(balancer, ports["lb"]):
             yield Deployment(public, idp, sandbox_db, state_db, state_key, logs, balancer, processes)
@@ -215,7 +230,7 @@ async def sign_in(authorization_url: str, user: str) -> tuple[str, str | None]:
     """Play the user's browser: follow redirects through the server and the IdP, sign in, consent, and return
     the authorization code and state delivered to the MCP client's redirect URI."""
     location = authorization_url
-    async with httpx.AsyncClient(follow_redirects=False, timeout=30) as browser:
+    async with httpx2.AsyncClient(follow_redirects=False, timeout=30, verify=TLS) as browser:
         reply = await browser.get(location)
         for _ in range(30):
             if reply.status_code in (301, 302, 303, 307):

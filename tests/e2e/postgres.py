@@ -18,9 +18,7 @@ from .conftest import free_port
 
 
 def _bin(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or (
-        [shutil.which(name)] if shutil.which(name) else []
-    )
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or ([found] if (found := shutil.which(name)) else [])
     assert found, f"PostgreSQL's {name} is needed (apt-get install postgresql); .ci/run installs it"
     return str(found[-1])
 

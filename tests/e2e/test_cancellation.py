@@ -72,12 +72,12 @@ def http_server(db: str, base_url: str, *args: str) -> Iterator[str]:
 
 async def cancel_a_wait(client: Client, fake: NeverEndingExtraction) -> None:
     """Start a wait, cancel it after its second progress, then watch for three seconds."""
-    progress: list[float] = []
+    seen: list[float] = []
     second = anyio.Event()
 
-    async def on_progress(done: float, total: float | None, message: str | None) -> None:
-        progress.append(time.monotonic())
-        if len(progress) >= 2:
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append(time.monotonic())
+        if len(seen) >= 2:
             second.set()
 
     async with anyio.create_task_group() as group:
@@ -95,7 +95,7 @@ async def cancel_a_wait(client: Client, fake: NeverEndingExtraction) -> None:
     polls_before = len(fake.polls)
     assert polls_before >= 2
     await anyio.sleep(3.5)  # the wait would poll every second here, and report progress each time
-    assert [p for p in progress if p > cancelled_at] == []
+    assert [p for p in seen if p > cancelled_at] == []
     late = [round(p - cancelled_at, 2) for p in fake.polls if p > cancelled_at + 1.0]
     assert late == [], f"polled {late} s after the cancel"
 
@@ -104,7 +104,7 @@ async def cancel_a_wait(client: Client, fake: NeverEndingExtraction) -> None:
 async def test_cancel_over_stdio(sandbox_db: str, upstream: tuple[str, NeverEndingExtraction], mode: str) -> None:
     base_url, fake = upstream
     params = StdioServerParameters(command=COMMAND, args=["serve"], env=server_env(sandbox_db, base_url))
-    async with Client(params, mode=mode) as client:  # type: ignore[arg-type]
+    async with Client(params, mode=mode) as client:
         await cancel_a_wait(client, fake)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-import httpx
+import httpx2
 import pytest
 from mcp import Client
 
@@ -24,26 +24,26 @@ HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "app
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
 async def test_http_session(serve_process: tuple[str, subprocess.Popen[bytes]], mode: str) -> None:
     base, _ = serve_process
-    async with Client(f"{base}/mcp", mode=mode) as client:  # type: ignore[arg-type]
+    async with Client(f"{base}/mcp", mode=mode) as client:
         tools = await client.list_tools()
         assert len(tools.tools) == 69
         result = await client.call_tool("list_reports", {"projectId": ITWIN_ID})
-        assert not result.is_error and result.structured_content["reports"] == []  # type: ignore[index]
+        assert not result.is_error and result.structured_content["reports"] == []
         created = await client.call_tool("create_report", {"projectId": ITWIN_ID, "displayName": "Over HTTP"})
         assert not created.is_error
 
 
 def test_healthz_and_host_origin_checks(serve_process: tuple[str, subprocess.Popen[bytes]]) -> None:
     base, _ = serve_process
-    health = httpx.get(f"{base}/healthz")
+    health = httpx2.get(f"{base}/healthz")
     assert health.json() == {"status": "ok", "version": health.json()["version"], "backend": "sandbox", "auth": "none"}
-    ok = httpx.post(f"{base}/mcp", json=INIT, headers=HEADERS)
+    ok = httpx2.post(f"{base}/mcp", json=INIT, headers=HEADERS)
     assert ok.status_code == 200
-    rebinding = httpx.post(f"{base}/mcp", json=INIT, headers={**HEADERS, "Host": "evil.example.com"})
+    rebinding = httpx2.post(f"{base}/mcp", json=INIT, headers={**HEADERS, "Host": "evil.example.com"})
     assert rebinding.status_code == 421
-    foreign = httpx.post(f"{base}/mcp", json=INIT, headers={**HEADERS, "Origin": "https://evil.example.com"})
+    foreign = httpx2.post(f"{base}/mcp", json=INIT, headers={**HEADERS, "Origin": "https://evil.example.com"})
     assert foreign.status_code == 403
-    local_origin = httpx.post(f"{base}/mcp", json=INIT, headers={**HEADERS, "Origin": "http://localhost:3000"})
+    local_origin = httpx2.post(f"{base}/mcp", json=INIT, headers={**HEADERS, "Origin": "http://localhost:3000"})
     assert local_origin.status_code == 200
 
 
@@ -81,12 +81,12 @@ def test_service_mode_requires_an_api_key(sandbox_db: str) -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(f"{base}/healthz", process)
-        assert httpx.post(f"{base}/mcp", json=INIT, headers=HEADERS).status_code == 401
-        wrong = httpx.post(f"{base}/mcp", json=INIT, headers={**HEADERS, "Authorization": "Bearer key-three"})
+        assert httpx2.post(f"{base}/mcp", json=INIT, headers=HEADERS).status_code == 401
+        wrong = httpx2.post(f"{base}/mcp", json=INIT, headers={**HEADERS, "Authorization": "Bearer key-three"})
         assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_token"
-        right = httpx.post(f"{base}/mcp", json=INIT, headers={**HEADERS, "Authorization": "Bearer key-two"})
+        right = httpx2.post(f"{base}/mcp", json=INIT, headers={**HEADERS, "Authorization": "Bearer key-two"})
         assert right.status_code == 200
-        assert httpx.get(f"{base}/healthz").json()["auth"] == "service"
+        assert httpx2.get(f"{base}/healthz").json()["auth"] == "service"
     finally:
         process.terminate()
         _, stderr = process.communicate(timeout=10)

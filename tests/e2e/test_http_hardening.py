@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 
-import httpx
+import httpx2
 
 from .conftest import COMMAND, child_env, free_port, wait_for
 from .test_http import HEADERS, INIT
@@ -16,9 +16,9 @@ def test_get_on_the_stateless_transport_is_refused_not_left_open(
 ) -> None:
     base, _ = serve_process
     for _ in range(20):  # each would have been a stream (and a file descriptor) that never ends
-        refused = httpx.get(f"{base}/mcp", headers={"Accept": "text/event-stream"}, timeout=5)
+        refused = httpx2.get(f"{base}/mcp", headers={"Accept": "text/event-stream"}, timeout=5)
         assert refused.status_code == 405 and refused.headers["allow"] == "POST"
-    assert httpx.post(f"{base}/mcp", json=INIT, headers=HEADERS).status_code == 200
+    assert httpx2.post(f"{base}/mcp", json=INIT, headers=HEADERS).status_code == 200
 
 
 def test_a_server_bound_to_127_0_0_2_answers_requests_addressed_to_it(sandbox_db: str) -> None:
@@ -32,8 +32,8 @@ def test_a_server_bound_to_127_0_0_2_answers_requests_addressed_to_it(sandbox_db
     base = f"http://127.0.0.2:{port}"
     try:
         wait_for(f"{base}/healthz", process)
-        assert httpx.post(f"{base}/mcp", json=INIT, headers=HEADERS).status_code == 200
-        foreign = httpx.post(f"{base}/mcp", json=INIT, headers={**HEADERS, "Host": "evil.example.com"})
+        assert httpx2.post(f"{base}/mcp", json=INIT, headers=HEADERS).status_code == 200
+        foreign = httpx2.post(f"{base}/mcp", json=INIT, headers={**HEADERS, "Host": "evil.example.com"})
         assert foreign.status_code == 421
     finally:
         process.terminate()

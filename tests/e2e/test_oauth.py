@@ -14,12 +14,11 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import httpx2
 import jwt
 import pytest
@@ -27,9 +26,10 @@ from mcp import Client
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from pydantic import AnyUrl
 
 from ..conftest import BUILDING_ID
-from .hosting import CLIENT_REDIRECT, Deployment, deployment, sign_in
+from .hosting import CLIENT_REDIRECT, TLS, Deployment, deployment, sign_in
 from .postgres import postgres_server
 
 pytestmark = pytest.mark.anyio
@@ -80,7 +80,7 @@ def sdk_auth(url: str, user: str, storage: MemoryStorage) -> OAuthClientProvider
 
     metadata = OAuthClientMetadata(
         client_name=f"test client of {user}",
-        redirect_uris=[CLIENT_REDIRECT],
+        redirect_uris=[AnyUrl(CLIENT_REDIRECT)],
         grant_types=["authorization_code", "refresh_token"],
         response_types=["code"],
         token_endpoint_auth_method="none",
@@ -94,19 +94,25 @@ def sdk_auth(url: str, user: str, storage: MemoryStorage) -> OAuthClientProvider
     )
 
 
-async def tool(url: str, token: str, name: str, arguments: dict[str, Any]) -> Any:
+@asynccontextmanager
+async def mcp_session(url: str, token: str) -> AsyncIterator[Client]:
+    """One MCP session of a user holding `token` (each of its requests may reach either replica)."""
     async with (
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60) as http,
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60, verify=TLS) as http,
         Client(streamable_http_client(f"{url}/mcp", http_client=http), mode="legacy") as client,
     ):
-        result = await client.call_tool(name, arguments)
-        assert not result.is_error, result.content
-        return result.structured_content
+        yield client
+
+
+async def tool(client: Client, name: str, arguments: dict[str, Any]) -> Any:
+    result = await client.call_tool(name, arguments)
+    assert not result.is_error, result.content
+    return result.structured_content
 
 
 async def manual_login(deploy: Deployment, user: str) -> dict[str, Any]:
     """Register, authorize with PKCE and exchange the code by hand; returns the client and the token reply."""
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx2.AsyncClient(timeout=30, verify=TLS) as http:
         registered = (
             await http.post(
                 f"{deploy.url}/register",
@@ -121,7 +127,7 @@ async def manual_login(deploy: Deployment, user: str) -> dict[str, Any]:
         ).json()
         verifier = secrets.token_urlsafe(48)
         challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
-        query = httpx.QueryParams(
+        query = httpx2.QueryParams(
             {
                 "response_type": "code",
                 "client_id": registered["client_id"],
@@ -152,7 +158,7 @@ async def test_sdk_client_discovers_registers_signs_in_and_refreshes(hosted: Dep
     ):
         created = await client.call_tool("create_mapping", {"imodelId": BUILDING_ID, "mappingName": "AliceMap"})
         assert not created.is_error
-        assert created.structured_content["mapping"]["createdBy"] == "alice@example.com"  # type: ignore[index]
+        assert created.structured_content["mapping"]["createdBy"] == "alice@example.com"
     assert storage.tokens is not None and storage.tokens.refresh_token and storage.client is not None
     first_refresh = storage.tokens.refresh_token
     claims = jwt.decode(storage.tokens.access_token, options={"verify_signature": False})
@@ -174,7 +180,7 @@ async def test_sdk_client_discovers_registers_signs_in_and_refreshes(hosted: Dep
         listed = await client.call_tool("list_mappings", {"imodelId": BUILDING_ID})
         assert not listed.is_error
     assert storage.tokens.refresh_token != first_refresh  # rotated
-    metadata = httpx.get(f"{hosted.url}/.well-known/oauth-authorization-server").json()
+    metadata = httpx2.get(f"{hosted.url}/.well-known/oauth-authorization-server").json()
     assert metadata["code_challenge_methods_supported"] == ["S256"]
     assert metadata["client_id_metadata_document_supported"] is True
     assert sum(1 for hits in hosted.balancer.hits if hits) == 2  # both replicas served this flow
@@ -190,14 +196,14 @@ async def test_rejections(hosted: Deployment) -> None:
     }
     headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
-    def call(token: str | None) -> httpx.Response:
+    def call(token: str | None) -> httpx2.Response:
         auth = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.post(f"{url}/mcp", json=init, headers={**headers, **auth}, timeout=30)
+        return httpx2.post(f"{url}/mcp", json=init, headers={**headers, **auth}, timeout=30)
 
     no_token = call(None)
     assert no_token.status_code == 401
     assert 'resource_metadata="' in no_token.headers["www-authenticate"]
-    resource = httpx.get(f"{url}/.well-known/oauth-protected-resource/mcp").json()
+    resource = httpx2.get(f"{url}/.well-known/oauth-protected-resource/mcp").json()
     assert resource["resource"] == f"{url}/mcp" and resource["authorization_servers"][0].rstrip("/") == url
 
     login = await manual_login(hosted, "bob")
@@ -216,7 +222,7 @@ async def test_rejections(hosted: Deployment) -> None:
     for name, token in forged.items():
         assert call(token).status_code == 401, name
 
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx2.AsyncClient(timeout=30) as http:
         reused = await http.post(f"{url}/token", data=login["form"])
         assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
         assert call(good).status_code == 401  # a reused code ends what it produced
@@ -242,7 +248,7 @@ async def test_rejections(hosted: Deployment) -> None:
 
         verifier = secrets.token_urlsafe(48)
         challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
-        query = httpx.QueryParams(
+        query = httpx2.QueryParams(
             {
                 "response_type": "code",
                 "client_id": client_id,
@@ -284,9 +290,10 @@ async def test_fifty_sessions_of_five_users_never_cross(hosted: Deployment) -> N
 
     async def session(user: str, index: int) -> str:
         name = f"{user}_{index}"
-        created = await tool(hosted.url, tokens[user], "create_mapping", {"imodelId": BUILDING_ID, "mappingName": name})
-        mapping_id = created["mapping"]["id"]
-        got = await tool(hosted.url, tokens[user], "get_mapping", {"imodelId": BUILDING_ID, "mappingId": mapping_id})
+        async with mcp_session(hosted.url, tokens[user]) as client:
+            created = await tool(client, "create_mapping", {"imodelId": BUILDING_ID, "mappingName": name})
+            mapping_id = created["mapping"]["id"]
+            got = await tool(client, "get_mapping", {"imodelId": BUILDING_ID, "mappingId": mapping_id})
         assert got["mapping"]["createdBy"] == f"{user}@example.com"
         return str(mapping_id)
 
@@ -352,10 +359,10 @@ async def test_redirect_and_metadata_document_attacks_are_refused(hosted: Deploy
             "code_challenge_method": "S256",
             "state": "d1",
         }
-        return f"{hosted.url}/authorize?{httpx.QueryParams(query)}"
+        return f"{hosted.url}/authorize?{httpx2.QueryParams(query)}"
 
     try:
-        async with httpx.AsyncClient(timeout=30) as http:
+        async with httpx2.AsyncClient(timeout=30) as http:
             for redirect in ("http://127.0.0.1:80@evil.example/cb", "http://localhost:7777@evil.example/cb"):
                 registered = await http.post(
                     f"{hosted.url}/register", json={"redirect_uris": [redirect], "token_endpoint_auth_method": "none"}

@@ -12,7 +12,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 
-import httpx
+import httpx2
 import pytest
 import requests
 from odata import ODataService
@@ -35,7 +35,7 @@ def feed(sandbox_db: str) -> Iterator[tuple[str, str, dict[str, str]]]:
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(f"{base}/itwins/", process)
-        with httpx.Client(base_url=base, headers=AUTH) as api:
+        with httpx2.Client(base_url=base, headers=AUTH) as api:
             mappings = f"{RP}/datasources/imodels/{BUILDING_ID}/mappings"
             mapping = api.post(mappings, json={"mappingName": "QTO"}).json()["mapping"]
             group = api.post(

@@ -30,7 +30,8 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from itwin_insights_mcp import __version__
-from itwin_insights_mcp.distribution import (
+from itwin_insights_mcp.settings import ENV_DESCRIPTIONS, ENV_VARS, SECRET_ENV_VARS, Settings
+from itwin_insights_mcp_build.distribution import (
     BUNDLE_ENTRY_POINT,
     MCPB_MANIFEST_VERSION,
     REGISTRY_SCHEMA_URL,
@@ -42,8 +43,7 @@ from itwin_insights_mcp.distribution import (
     server_json,
     wheel_filename,
 )
-from itwin_insights_mcp.distribution import main as distribution_main
-from itwin_insights_mcp.settings import ENV_DESCRIPTIONS, ENV_VARS, SECRET_ENV_VARS, Settings
+from itwin_insights_mcp_build.distribution import main as distribution_main
 
 from ..conftest import ITWIN_ID
 from .conftest import child_env, free_port, wait_for
@@ -156,6 +156,8 @@ def test_wheel_and_sdist_pass_twine_and_carry_what_the_server_reads(built: Built
         "itwin_insights_mcp/api/specs/" + p.name for p in (ROOT / "src/itwin_insights_mcp/api/specs").glob("*.yaml")
     }
     assert packaged_specs == source_specs and source_specs
+    # Build-time and bench-only code (server.json, bundle manifest, capability document, token budget) stays out.
+    assert not {n for n in names if n.startswith("itwin_insights_mcp_build/") or n.endswith("/budget.py")}
 
     with tarfile.open(built.sdist) as sdist:
         members = {m.name.split("/", 1)[1] for m in sdist.getmembers() if "/" in m.name}

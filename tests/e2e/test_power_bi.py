@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from mcp import Client
 
@@ -53,10 +53,10 @@ async def tools(sandbox_url: str) -> AsyncIterator[Client]:
         yield client
 
 
-def power_bi_get(url: str, key: str, **extra: Any) -> httpx.Response:
+def power_bi_get(url: str, key: str, **extra: Any) -> httpx2.Response:
     """A GET as Power BI's OData connector sends it: Basic credentials with the key as password, no Accept."""
     basic = base64.b64encode(f"powerbi:{key}".encode()).decode()
-    return httpx.get(url, headers={"Authorization": f"Basic {basic}"}, **extra)
+    return httpx2.get(url, headers={"Authorization": f"Basic {basic}"}, **extra)
 
 
 async def test_mixed_workflow_then_power_bi_reads_the_feed(tools: Client, sandbox_url: str, sandbox_db: str) -> None:

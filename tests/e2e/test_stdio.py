@@ -20,7 +20,7 @@ pytestmark = pytest.mark.anyio
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
 async def test_stdio_session_lists_every_tool_and_calls_one(sandbox_db: str, mode: str) -> None:
     params = StdioServerParameters(command=COMMAND, args=["serve"], env=child_env(sandbox_db))
-    async with Client(params, mode=mode) as client:  # type: ignore[arg-type]
+    async with Client(params, mode=mode) as client:
         tools = await client.list_tools()
         names = {t.name for t in tools.tools}
         default = set(PROFILES["reporting-v1"] or ())
@@ -33,7 +33,7 @@ async def test_stdio_session_lists_every_tool_and_calls_one(sandbox_db: str, mod
         assert len([op for op in load_catalog().current() if op.family.name == "reporting-v1"]) == 60
         result = await client.call_tool("list_imodels", {"iTwinId": ITWIN_ID})
         assert not result.is_error
-        assert {m["displayName"] for m in result.structured_content["iModels"]} == {  # type: ignore[index]
+        assert {m["displayName"] for m in result.structured_content["iModels"]} == {
             "Sample Office Building",
             "Sample Site Utilities",
         }

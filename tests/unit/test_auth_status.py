@@ -33,7 +33,7 @@ async def status(settings: Settings) -> dict[str, Any]:
     dumped = result.model_dump_json()
     for secret in (settings.access_token, settings.client_secret):
         assert not secret or secret not in dumped
-    return data
+    return dict(data)
 
 
 def token(**claims: Any) -> str:
@@ -101,3 +101,33 @@ async def test_hosted_oauth_names_the_user_of_the_request() -> None:
     assert data["identity"] == "ims|user-42" and "server-web-app" not in str(data)
     nobody = await status(settings)
     assert nobody["signedIn"] is False
+
+
+def test_a_stored_login_is_remembered_between_starts_and_forgotten_on_login_or_logout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`serve` asks whether a sign-in exists at every start; the answer is kept so the keyring is not probed each time
+    (about 90 ms), and every save or delete forgets it."""
+    from itwin_insights_mcp.api import credentials
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    probes: list[str] = []
+    real = credentials.has_stored_login
+
+    def counted(*args: Any, **kwargs: Any) -> bool:
+        probes.append("probe")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(credentials, "has_stored_login", counted)
+    authority = Settings().authority
+    assert credentials.remembered_login(authority, None, "file") is False
+    assert credentials.remembered_login(authority, None, "file") is False
+    assert probes == ["probe"]  # the second start did not ask the store
+    store = FileStore()
+    store.save(StoredLogin(authority=authority, client_id="native", refresh_token="r-secret"))
+    assert credentials.remembered_login(authority, None, "file") is True
+    assert len(probes) == 2
+    assert "r-secret" not in (tmp_path / "itwin-insights-mcp" / "signin-index.json").read_text()
+    store.delete(authority, "native")
+    assert credentials.remembered_login(authority, None, "file") is False
+    assert len(probes) == 3

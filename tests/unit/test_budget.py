@@ -10,11 +10,11 @@ import pytest
 
 from itwin_insights_mcp.api.catalog import load_catalog
 from itwin_insights_mcp.server.app import selection_for
-from itwin_insights_mcp.server.budget import cost_of
 from itwin_insights_mcp.server.compact import compact_tools
 from itwin_insights_mcp.server.local_tools import LOCAL_TOOLS
 from itwin_insights_mcp.server.tools import ToolSurface
 from itwin_insights_mcp.settings import Settings
+from itwin_insights_mcp_build.budget import cost_of
 
 CATALOG = load_catalog()
 

@@ -21,10 +21,10 @@ from mcp import Client
 
 from itwin_insights_mcp.api.catalog import load_catalog
 from itwin_insights_mcp.backend import open_client
-from itwin_insights_mcp.capability import CAPABILITY_FILE, MCP_NAMESPACE, capability, capability_yaml, kebab
 from itwin_insights_mcp.cli import main
 from itwin_insights_mcp.server.app import build_server
 from itwin_insights_mcp.settings import PROFILES, Settings
+from itwin_insights_mcp_build.capability import CAPABILITY_FILE, MCP_NAMESPACE, capability, capability_yaml, kebab
 
 ROOT = Path(__file__).resolve().parents[2]
 NAFTIKO = ROOT / "packaging" / "naftiko"

@@ -53,7 +53,7 @@ def _jwt(claims: dict[str, Any]) -> str:
     def part(data: dict[str, Any]) -> str:
         return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
-    return f"{part({'alg': 'none'})}.{part(claims)}.sig-{SECRET_MARK}"
+    return f"{part({'alg': 'none'})}.{part(claims)}.sig-{SECRET_MARK}00"  # a well-formed (12-character) segment
 
 
 class FakeIdP:

@@ -1,4 +1,4 @@
-"""Tests for the ECSQL-subset translator (sandbox/ecsql.py) against generated sample iModels."""
+"""Tests for the ECSQL-subset translator (sandbox/engine/ecsql.py) against generated sample iModels."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from itwin_insights_mcp.sandbox import imodel as im
-from itwin_insights_mcp.sandbox.ecsql import QueryTranslationError, TranslatedQuery, translate
+from itwin_insights_mcp.sandbox import imodels as im
+from itwin_insights_mcp.sandbox.engine.ecsql import QueryTranslationError, TranslatedQuery, translate
 
 M1 = "m1"
 SITE = "site-1"

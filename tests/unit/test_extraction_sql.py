@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from itwin_insights_mcp.sandbox import extraction, extraction_sql
+from itwin_insights_mcp.sandbox.engine import extraction, extraction_sql
 
 from ..conftest import BUILDING_ID, SITE_ID
 

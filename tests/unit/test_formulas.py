@@ -1,4 +1,4 @@
-"""The custom-calculation formula language (sandbox/formulas.py): parsing, typing, group checks and evaluation."""
+"""The custom-calculation formula language (engine/formulas.py): parsing, typing, group checks and evaluation."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from itwin_insights_mcp.sandbox.formulas import (
+from itwin_insights_mcp.sandbox.engine.formulas import (
     DataType,
     Formula,
     FormulaError,

@@ -34,6 +34,7 @@ pytestmark = pytest.mark.anyio
 
 ISSUER = "https://mcp.example"
 IMS_AUTHORIZE = "https://ims.example/authorize"
+IMS_TOKEN = "https://ims.example/token"
 ATTACK_REDIRECT = "http://127.0.0.1:80@evil.example/cb"
 ATTACK_CIMD = "http://localhost@192.0.2.2:8000/x"
 GOOD_CIMD = "https://client.example/meta.json"
@@ -103,8 +104,14 @@ class Harness:
 @pytest.fixture
 async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     documents = Documents()
-    ims = IdentityProvider("https://ims.example", "server-client", "server-secret", "openid")
-    ims._config = {"authorization_endpoint": IMS_AUTHORIZE}  # no discovery: only the authorize leg is exercised
+    discovery = {"issuer": "https://ims.example", "authorization_endpoint": IMS_AUTHORIZE, "token_endpoint": IMS_TOKEN}
+    ims = IdentityProvider(
+        "https://ims.example",
+        "server-client",
+        "server-secret",
+        "openid",
+        transport=httpx2.MockTransport(lambda request: httpx2.Response(200, json=discovery)),
+    )  # only the authorize leg is exercised here
     provider = InsightsOAuthProvider(
         state=SharedState(str(tmp_path / "state.db"), Fernet.generate_key().decode()),
         ims=ims,

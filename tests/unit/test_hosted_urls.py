@@ -12,8 +12,7 @@ import httpx2
 import pytest
 from pydantic import AnyUrl, TypeAdapter
 
-from itwin_insights_mcp.errors import ConfigError
-from itwin_insights_mcp.hosted.urls import (
+from itwin_insights_mcp.api.urls import (
     MAX_URL_LENGTH,
     RedirectAllowlist,
     Url,
@@ -21,6 +20,7 @@ from itwin_insights_mcp.hosted.urls import (
     is_loopback_host,
     metadata_document_url,
 )
+from itwin_insights_mcp.errors import ConfigError
 from itwin_insights_mcp.settings import DEFAULT_REDIRECTS
 
 DEFAULTS = RedirectAllowlist(DEFAULT_REDIRECTS)

@@ -1,4 +1,4 @@
-"""Tests for the sample iModel generator and the discovery records (sandbox/imodel.py)."""
+"""Tests for the sample iModel generator and the discovery records (sandbox/imodels/)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from itwin_insights_mcp.sandbox import imodel as im
+from itwin_insights_mcp.sandbox import imodels as im
 
 BUILDING = "11111111-1111-1111-1111-111111111111"
 SITE = "22222222-2222-2222-2222-222222222222"
@@ -519,8 +519,8 @@ def test_discovery_records_have_valid_guids_and_links() -> None:
 
 def test_guids_are_stable() -> None:
     # uuid5 from fixed names: these literals must never change (persisted sandbox data refers to them).
-    assert im.SANDBOX_ITWINS[0].id == str(uuid.uuid5(im._NAMESPACE, "itwin:sandbox-project"))
-    assert im.SANDBOX_IMODELS[0].id == str(uuid.uuid5(im._NAMESPACE, "imodel:sample-office-building"))
+    assert im.SANDBOX_ITWINS[0].id == str(uuid.uuid5(im.SANDBOX_NAMESPACE, "itwin:sandbox-project"))
+    assert im.SANDBOX_IMODELS[0].id == str(uuid.uuid5(im.SANDBOX_NAMESPACE, "imodel:sample-office-building"))
 
 
 def test_changesets_form_a_chain() -> None:

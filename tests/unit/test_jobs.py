@@ -10,7 +10,7 @@ import time
 from contextlib import closing
 
 from itwin_insights_mcp.sandbox.app import Sandbox
-from itwin_insights_mcp.sandbox.jobs import RESTARTED, SandboxLimits
+from itwin_insights_mcp.sandbox.engine.jobs import RESTARTED, SandboxLimits
 
 from ..conftest import BUILDING_ID
 from .test_sandbox_limits_extraction import HEAVY_QUERY, _mapping, _rows, _run, _state, _wait, running

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from itwin_insights_mcp.sandbox.imodel import SANDBOX_IMODELS
+from itwin_insights_mcp.sandbox.imodels import SANDBOX_IMODELS
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "sample-imodels.md").read_text(encoding="utf-8")
 BUILDING, SITE = SANDBOX_IMODELS[0].id, SANDBOX_IMODELS[1].id

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from itwin_insights_mcp.sandbox.app import create_app
@@ -22,18 +22,18 @@ UNKNOWN = "00000000-0000-4000-8000-000000000000"
 
 
 @asynccontextmanager
-async def sandbox(db: str, **options: Any) -> AsyncIterator[httpx.AsyncClient]:
+async def sandbox(db: str, **options: Any) -> AsyncIterator[httpx2.AsyncClient]:
     app = create_app(db, **options)
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://sandbox.test", headers=AUTH) as http:
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://sandbox.test", headers=AUTH) as http:
             yield http
 
 
 async def test_missing_and_bad_authorization(sandbox_db: str) -> None:
     async with sandbox(sandbox_db, token="pinned") as http:
         empty = await http.get(f"{RP}/reports", params={"projectId": ITWIN_ID}, headers={"Authorization": ""})
-        bare = httpx.AsyncClient(transport=http._transport, base_url="http://sandbox.test")
+        bare = httpx2.AsyncClient(transport=http._transport, base_url="http://sandbox.test")
         no_header = await bare.get(f"{RP}/reports", params={"projectId": ITWIN_ID})
         await bare.aclose()
         assert no_header.status_code == 401
@@ -163,7 +163,7 @@ async def test_restart_mid_job_leaves_it_failed_with_a_reason(sandbox_db: str) -
 async def test_concurrent_writes_do_not_corrupt(sandbox_db: str) -> None:
     async with sandbox(sandbox_db) as http:
 
-        async def create(i: int) -> httpx.Response:
+        async def create(i: int) -> httpx2.Response:
             return await http.post(f"{RP}/reports", json={"displayName": f"C{i}", "projectId": ITWIN_ID})
 
         responses = await asyncio.gather(*(create(i) for i in range(50)))

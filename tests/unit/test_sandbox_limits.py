@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from itwin_insights_mcp.sandbox.app import create_app
-from itwin_insights_mcp.sandbox.formulas import MAX_DEPTH, MAX_FORMULA_LENGTH, FormulaError, check, parse
+from itwin_insights_mcp.sandbox.engine.formulas import MAX_DEPTH, MAX_FORMULA_LENGTH, FormulaError, check, parse
 from itwin_insights_mcp.sandbox.store import Store
 
 from ..conftest import BUILDING_ID, ITWIN_ID
@@ -25,15 +25,15 @@ AUTH = {"Authorization": "Bearer any-token", "Accept": "application/vnd.bentley.
 
 
 @asynccontextmanager
-async def sandbox(db: str, **options: Any) -> AsyncIterator[httpx.AsyncClient]:
+async def sandbox(db: str, **options: Any) -> AsyncIterator[httpx2.AsyncClient]:
     app = create_app(db, **options)
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://sandbox.test", headers=AUTH) as http:
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://sandbox.test", headers=AUTH) as http:
             yield http
 
 
-async def _group(http: httpx.AsyncClient) -> str:
+async def _group(http: httpx2.AsyncClient) -> str:
     """A new mapping with one group; returns the group's URL."""
     mapping = (await http.post(f"{RP}/datasources/imodels/{BUILDING_ID}/mappings", json={"mappingName": "L"})).json()
     base = f"{RP}/datasources/imodels/{BUILDING_ID}/mappings/{mapping['mapping']['id']}"
@@ -154,7 +154,7 @@ async def test_bad_continuation_token_is_a_422(sandbox_db: str, token: str) -> N
             assert error["target"] == "$continuationToken" and error["code"].startswith("Invalid")
 
 
-async def _published_entity(http: httpx.AsyncClient, sandbox_db: str) -> str:
+async def _published_entity(http: httpx2.AsyncClient, sandbox_db: str) -> str:
     """A report with one extracted table; returns its OData entity URL."""
     group = await _group(http)
     mapping_id = group.split("/mappings/")[1].split("/")[0]

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from itwin_insights_mcp.sandbox.app import Sandbox
-from itwin_insights_mcp.sandbox.jobs import SandboxLimits
+from itwin_insights_mcp.sandbox.engine.jobs import SandboxLimits
 
 from ..conftest import BUILDING_ID, ITWIN_ID
 

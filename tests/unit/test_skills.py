@@ -23,9 +23,9 @@ import skills_ref
 import yaml
 
 from itwin_insights_mcp.api.catalog import load_catalog
-from itwin_insights_mcp.sandbox.ecsql import QueryTranslationError, translate
-from itwin_insights_mcp.sandbox.formulas import FormulaError, evaluate, infer_type, parse
-from itwin_insights_mcp.sandbox.seed import ensure_seeded
+from itwin_insights_mcp.sandbox.engine.ecsql import QueryTranslationError, translate
+from itwin_insights_mcp.sandbox.engine.formulas import FormulaError, evaluate, infer_type, parse
+from itwin_insights_mcp.sandbox.imodels.seed import ensure_seeded
 from itwin_insights_mcp.sandbox.store import Store
 from itwin_insights_mcp.settings import PROFILES
 

@@ -11,11 +11,14 @@ import logging
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import httpx2
 
 from ..errors import AuthError
+
+if TYPE_CHECKING:
+    from .signin import OidcClient
 
 __all__ = [
     "CachedTokenProvider",
@@ -110,7 +113,11 @@ class CachedTokenProvider:
 
 
 class ClientCredentialsProvider(CachedTokenProvider):
-    """Service-app client credentials against IMS, cached and refreshed before expiry (one refresh at a time)."""
+    """Service-app client credentials against IMS, cached and refreshed before expiry (one refresh at a time).
+
+    The token endpoint comes from discovery (`signin.OidcClient`); when discovery fails it falls back to
+    `{authority}/connect/token`, where IMS serves it.
+    """
 
     def __init__(
         self,
@@ -123,51 +130,34 @@ class ClientCredentialsProvider(CachedTokenProvider):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(clock)
-        self._client_id = client_id
-        self._client_secret = client_secret
-        self._authority = authority.rstrip("/")
+        from .signin import OidcClient  # pyjwt and cryptography load only when a service app signs in
+
+        self._oidc: OidcClient = OidcClient(authority, client_id, client_secret=client_secret, transport=transport)
+        self._authority = self._oidc.authority
         self._scopes = scopes
-        self._transport = transport
         self._token_endpoint: str | None = None
 
     async def _refresh(self) -> None:
-        from authlib.oauth2.rfc6749.parameters import prepare_token_request
-
         endpoint = await self._discover_token_endpoint()
-        form = prepare_token_request(
-            "client_credentials", scope=self._scopes, client_id=self._client_id, client_secret=self._client_secret
-        )
-        try:
-            async with httpx2.AsyncClient(transport=self._transport, timeout=15.0) as http:
-                resp = await http.post(
-                    endpoint, content=form, headers={"Content-Type": "application/x-www-form-urlencoded"}
-                )
-            token: dict[str, Any] = resp.json() if resp.status_code == 200 else {}
-        except (httpx2.HTTPError, ValueError) as exc:
-            raise AuthError(f"Could not reach the token endpoint {endpoint} ({type(exc).__name__}).") from None
-        access = token.get("access_token")
-        if resp.status_code != 200 or not isinstance(access, str) or not access:
+        reply = await self._oidc.client_credentials(self._scopes, endpoint=endpoint)
+        if not reply.ok or reply.access_token is None:
             raise AuthError(
-                f"The token endpoint {endpoint} refused the client credentials (HTTP {resp.status_code}). "
+                f"The token endpoint {endpoint} refused the client credentials (HTTP {reply.status}). "
                 "Check ITWIN_CLIENT_ID, ITWIN_CLIENT_SECRET and that the service app has the "
                 f"'{self._scopes}' scope."
             )
-        self._token = access
-        self._expires_at = self._clock() + float(token.get("expires_in", 3600))
+        expires_in = reply.seconds("expires_in", default=3600.0)
+        assert expires_in is not None
+        self._token = reply.access_token
+        self._expires_at = self._clock() + expires_in
         self.refresh_count += 1
-        log.info("Obtained a service token from %s (valid %ss).", self._authority, token.get("expires_in", 3600))
+        log.info("Obtained a service token from %s (valid %ss).", self._authority, f"{expires_in:g}")
 
     async def _discover_token_endpoint(self) -> str:
-        if self._token_endpoint is not None:
-            return self._token_endpoint
-        url = f"{self._authority}/.well-known/openid-configuration"
-        endpoint = f"{self._authority}/connect/token"
-        try:
-            async with httpx2.AsyncClient(transport=self._transport, timeout=15.0) as http:
-                resp = await http.get(url)
-            if resp.status_code == 200:
-                endpoint = str(resp.json().get("token_endpoint") or endpoint)
-        except (httpx2.HTTPError, ValueError) as exc:
-            log.warning("OpenID discovery at %s failed (%s); using %s.", url, type(exc).__name__, endpoint)
-        self._token_endpoint = endpoint
-        return endpoint
+        if self._token_endpoint is None:
+            try:
+                self._token_endpoint = (await self._oidc.config()).token_endpoint
+            except AuthError as exc:
+                self._token_endpoint = f"{self._authority}/connect/token"
+                log.warning("%s Using %s.", exc, self._token_endpoint)
+        return self._token_endpoint

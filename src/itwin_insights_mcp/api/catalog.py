@@ -3,6 +3,11 @@
 Tools, the sandbox's routes and request validation are all derived from these records; nothing else reads the YAML.
 Invariants checked at load: every operation has an `x-mcp` overlay, tool names are unique and well-formed, and a
 tool's flattened arguments (path + query + body fields) never collide.
+
+Every per-tool behaviour lives in the `x-mcp` overlay and is read here, generically (`Overlay`): the tool's name,
+toolset and description, the permission it needs (`permissions`), whether its reply is a page of table rows to bound
+(`rows`), which ids its list yields (`lists`) and the next step for an error code (`errorHints`). Local tools declare
+the same overlay (`parse_overlay`). The rest of the server reads these records and never names a tool.
 """
 
 from __future__ import annotations
@@ -14,22 +19,25 @@ import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from platformdirs import user_cache_dir
 
 __all__ = [
+    "CACHE_FORMAT",
     "SANDBOX_PATTERN",
     "TOOL_NAME_PATTERN",
     "Catalog",
     "Family",
     "Operation",
+    "Overlay",
     "Parameter",
+    "RowsPolicy",
     "load_catalog",
+    "parse_overlay",
 ]
 
 JsonSchema = dict[str, Any]
@@ -49,16 +57,8 @@ SPEC_FILES = (
 _METHODS: tuple[Method, ...] = ("GET", "POST", "PUT", "PATCH", "DELETE")
 # Paging query names and the tool argument that carries each (API spelling minus the `$`).
 PAGING_TOKENS = ("$continuationToken", "$skip")
-
-
-# Ids that come from the iTwins/iModels APIs rather than from a sibling collection of the same family.
-_CONTEXT_LISTERS = {
-    "imodelId": "list_imodels",
-    "iModelId": "list_imodels",
-    "projectId": "list_itwins",
-    "iTwinId": "list_itwins",
-    "targetIModelId": "list_imodels",
-}
+# Bumped whenever the resolved form cached by `_resolved` changes shape (the YAML hash alone would not notice).
+CACHE_FORMAT = 2
 
 
 class CatalogError(ValueError):
@@ -74,6 +74,73 @@ class Family:
     base_path: str
     accept: str
     status: str
+
+
+@dataclass(frozen=True)
+class RowsPolicy:
+    """The reply is one page of table rows (`value`): bound it to the row budget and name the tool that gets all."""
+
+    export: str | None = None
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """A tool's `x-mcp` overlay: what the server needs to know about a tool beyond the HTTP operation."""
+
+    tool: str
+    toolset: str
+    description: str
+    permissions: tuple[str, ...] = ()
+    rows: RowsPolicy | None = None
+    lists: tuple[str, ...] = ()
+    error_hints: Mapping[str, str] = field(default_factory=dict)
+    also_in: tuple[str, ...] = ()
+    read_only: bool | None = None  # local tools only: an operation's comes from its HTTP method
+    replaced_by: str | None = None
+
+
+def _strings(value: Any, where: str, key: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise CatalogError(f"{where}: x-mcp.{key} must be a list of names")
+    return tuple(value)
+
+
+def parse_overlay(raw: Any, where: str) -> Overlay:
+    """Read one `x-mcp` overlay, refusing unknown keys so that a typo never silently drops a behaviour."""
+    if not isinstance(raw, Mapping) or not {"tool", "toolset", "description"} <= raw.keys():
+        raise CatalogError(f"{where}: missing x-mcp overlay with tool, toolset and description")
+    unknown = set(raw) - _OVERLAY_KEYS
+    if unknown:
+        raise CatalogError(f"{where}: unknown x-mcp keys {sorted(unknown)}; known: {sorted(_OVERLAY_KEYS)}")
+    tool = str(raw["tool"])
+    if not TOOL_NAME_PATTERN.match(tool):
+        raise CatalogError(f"{where}: tool name {tool!r} breaks {TOOL_NAME_PATTERN.pattern}")
+    rows = raw.get("rows")
+    if rows is not None and not isinstance(rows, Mapping):
+        raise CatalogError(f"{where}: x-mcp.rows must be a mapping (e.g. {{export: tool_name}})")
+    hints = raw.get("errorHints") or {}
+    if not isinstance(hints, Mapping) or not all(isinstance(v, str) for v in hints.values()):
+        raise CatalogError(f"{where}: x-mcp.errorHints must map error codes to text")
+    read_only = raw.get("readOnly")
+    return Overlay(
+        tool=tool,
+        toolset=str(raw["toolset"]),
+        description=str(raw["description"]).strip(),
+        permissions=_strings(raw.get("permissions"), where, "permissions"),
+        rows=None if rows is None else RowsPolicy(export=str(rows["export"]) if rows.get("export") else None),
+        lists=_strings(raw.get("lists"), where, "lists"),
+        error_hints={str(k): " ".join(str(v).split()) for k, v in hints.items()},
+        also_in=_strings(raw.get("alsoIn"), where, "alsoIn"),
+        read_only=None if read_only is None else bool(read_only),
+        replaced_by=str(raw["replacedBy"]) if raw.get("replacedBy") else None,
+    )
+
+
+_OVERLAY_KEYS = frozenset(
+    {"tool", "toolset", "description", "permissions", "rows", "lists", "errorHints", "alsoIn", "readOnly", "replacedBy"}
+)
 
 
 @dataclass(frozen=True)
@@ -108,6 +175,23 @@ class Operation:
     deprecated: bool
     error_codes: tuple[str, ...]
     status: str = "GA"
+    overlay: Overlay | None = None
+    auth_schemes: tuple[str, ...] = ()  # OpenAPI security scheme names accepted (the operation's, else the document's)
+
+    @property
+    def permissions(self) -> tuple[str, ...]:
+        """The permission(s) a caller needs on the iTwin/iModel (`x-mcp.permissions`)."""
+        return self.overlay.permissions if self.overlay else ()
+
+    @property
+    def rows(self) -> RowsPolicy | None:
+        """Set when the reply is a page of table rows the tool layer bounds (`x-mcp.rows`)."""
+        return self.overlay.rows if self.overlay else None
+
+    @property
+    def replaced_by(self) -> str | None:
+        """The tool to use instead of this deprecated one (`x-mcp.replacedBy`)."""
+        return self.overlay.replaced_by if self.overlay else None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -196,6 +280,11 @@ class Catalog:
             if op.tool in self._by_tool:
                 raise CatalogError(f"Duplicate tool name {op.tool!r}")
             self._by_tool[op.tool] = op
+        self._hints: dict[str, str] = {}  # error code -> next step, from every operation's x-mcp.errorHints
+        for op in self._ops:
+            for code, text in (op.overlay.error_hints if op.overlay else {}).items():
+                if self._hints.setdefault(code, text) != text:
+                    raise CatalogError(f"Two different x-mcp.errorHints for error code {code!r}")
 
     def __iter__(self) -> Iterator[Operation]:
         return iter(self._ops)
@@ -225,17 +314,26 @@ class Catalog:
                 listers[(op.family.name, op.path.rstrip("/"))] = op
         return listers
 
+    @functools.cached_property
+    def _id_listers(self) -> dict[str, Operation]:
+        """Ids whose valid values a list operation of another family yields (`x-mcp.lists`, e.g. iTwinId)."""
+        return {name: op for op in self._ops if op.overlay for name in op.overlay.lists}
+
+    def error_hint(self, code: str) -> str | None:
+        """The next step declared for an API error code (`x-mcp.errorHints` of the operation that returns it)."""
+        return self._hints.get(code)
+
     def lister_for_id(self, name: str) -> Operation | None:
         """The list operation for an id named like `mappingId` or `aggregationTableSetId` (for error hints)."""
-        if name in _CONTEXT_LISTERS:
-            return self.get(_CONTEXT_LISTERS[name])
+        if name in self._id_listers:
+            return self._id_listers[name]
         stem = re.sub(r"(?<!^)(?=[A-Z])", "_", name.removesuffix("Id")).lower()
         return self.get(f"list_{stem}s") or self.get(f"list_{stem}")
 
     def lister_for(self, op: Operation, param: str) -> Operation | None:
         """The list operation that yields valid values of path parameter `param` of `op` (for error hints)."""
-        if param in _CONTEXT_LISTERS:
-            return self.get(_CONTEXT_LISTERS[param])
+        if param in self._id_listers:
+            return self._id_listers[param]
         marker = "{" + param + "}"
         if marker not in op.path:
             return None
@@ -346,7 +444,7 @@ def _resolve_document(document: Mapping[str, Any], source: str) -> dict[str, Any
         for method in _METHODS
         if item.get(method.lower()) is not None
     ]
-    return {"info": document.get("info", {}), "operations": operations}
+    return {"info": document.get("info", {}), "security": document.get("security", []), "operations": operations}
 
 
 def _operations(resolved: Mapping[str, Any], source: str) -> list[Operation]:
@@ -359,21 +457,23 @@ def _operations(resolved: Mapping[str, Any], source: str) -> list[Operation]:
         accept=str(fam["accept"]),
         status=str(fam.get("status", "GA")),
     )
-    return [_parse_operation(raw, method, path, family, source) for path, method, raw in resolved["operations"]]
+    security = resolved.get("security", [])
+    return [
+        _parse_operation(raw, method, path, family, source, security) for path, method, raw in resolved["operations"]
+    ]
 
 
 def _parse_document(document: Mapping[str, Any], source: str) -> list[Operation]:
     return _operations(_resolve_document(document, source), source)
 
 
-def _parse_operation(raw: Mapping[str, Any], method: Method, path: str, family: Family, source: str) -> Operation:
+def _parse_operation(
+    raw: Mapping[str, Any], method: Method, path: str, family: Family, source: str, security: Any = ()
+) -> Operation:
     where = f"{source} {method} {path}"
-    overlay = raw.get("x-mcp")
-    if not isinstance(overlay, dict) or not {"tool", "toolset", "description"} <= overlay.keys():
-        raise CatalogError(f"{where}: missing x-mcp overlay with tool, toolset and description")
-    tool = str(overlay["tool"])
-    if not TOOL_NAME_PATTERN.match(tool):
-        raise CatalogError(f"{where}: tool name {tool!r} breaks {TOOL_NAME_PATTERN.pattern}")
+    overlay = parse_overlay(raw.get("x-mcp"), where)
+    if overlay.read_only is not None or overlay.also_in:
+        raise CatalogError(f"{where}: readOnly and alsoIn are for local tools; an operation's come from its method")
 
     parameters = tuple(_parse_parameter(p, where) for p in raw.get("parameters", []))
     body_schema: JsonSchema | None = None
@@ -386,10 +486,10 @@ def _parse_operation(raw: Mapping[str, Any], method: Method, path: str, family: 
     success_status, content_type, response_schema = _success_response(raw.get("responses", {}), where)
     op = Operation(
         operation_id=str(raw["operationId"]),
-        tool=tool,
-        toolset=str(overlay["toolset"]),
-        description=str(overlay["description"]).strip(),
-        title=str(raw.get("summary", tool)),
+        tool=overlay.tool,
+        toolset=overlay.toolset,
+        description=overlay.description,
+        title=str(raw.get("summary", overlay.tool)),
         method=method,
         path=path,
         family=family,
@@ -402,6 +502,8 @@ def _parse_operation(raw: Mapping[str, Any], method: Method, path: str, family: 
         deprecated=bool(raw.get("deprecated", False)),
         error_codes=tuple(str(c) for c in raw.get("x-error-codes", [])),
         status=str(raw.get("x-lifecycle", family.status)),
+        overlay=overlay,
+        auth_schemes=tuple(name for scheme in raw.get("security", security) or () for name in scheme),
     )
     args = [p.arg for p in parameters] + list(op.body_fields)
     clashes = {a for a in args if args.count(a) > 1}
@@ -444,6 +546,8 @@ def _success_response(responses: Mapping[str, Any], where: str) -> tuple[int, st
 
 def _load_document(name: str) -> Any:
     text = resources.files("itwin_insights_mcp.api").joinpath("specs", name).read_text(encoding="utf-8")
+    import yaml  # only when the cached, resolved catalog is missing or stale (~16 ms of start-up otherwise)
+
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader, chosen for speed
 
@@ -454,7 +558,7 @@ def _resolved(name: str) -> dict[str, Any]:
     The cache lives in the user cache dir; a missing, stale or unwritable cache only costs the slow path.
     """
     raw = resources.files("itwin_insights_mcp.api").joinpath("specs", name).read_bytes()
-    key = hashlib.sha256(raw).hexdigest()[:20]
+    key = hashlib.sha256(raw + f"format {CACHE_FORMAT}".encode()).hexdigest()[:20]
     cache = Path(user_cache_dir("itwin-insights-mcp", appauthor=False)) / "catalog" / f"{name}.{key}.json"
     try:
         cached: dict[str, Any] = json.loads(cache.read_text(encoding="utf-8"))

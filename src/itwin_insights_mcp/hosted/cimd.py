@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx2
 
-from .urls import Url, metadata_document_url
+from ..api.urls import Url, metadata_document_url
 
 __all__ = ["CIMD_MAX_BYTES", "CIMD_TIMEOUT_SECONDS", "fetch_metadata_document"]
 

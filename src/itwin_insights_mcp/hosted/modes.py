@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.routes import build_metadata
@@ -29,11 +29,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..api.auth import TokenProvider
 from ..errors import ConfigError
 from ..settings import Settings
+from .housekeeping import purge_on_schedule, run_during_lifespan
 from .ims import IdentityProvider
 from .oauth import InsightsOAuthProvider, UserTokenProvider
 from .state import SharedState
 
-__all__ = ["HostedAuth", "ServiceKeyMiddleware", "hosted_auth"]
+__all__ = ["HostedAuth", "ServiceKeyMiddleware", "hosted_auth", "start_background"]
 
 
 @dataclass
@@ -44,6 +45,7 @@ class HostedAuth:
     provider: InsightsOAuthProvider | None = None
     routes: tuple[Route, ...] = ()
     user_tokens: Callable[[str], TokenProvider] | None = None
+    state: SharedState | None = field(default=None, repr=False)
 
 
 class ProviderVerifier:
@@ -121,8 +123,19 @@ def hosted_auth(settings: Settings) -> HostedAuth:
     )
     routes = (Route("/oauth/callback", provider.callback, methods=["GET"]),)
     return HostedAuth(
-        auth=auth, provider=provider, routes=routes, user_tokens=lambda subject: UserTokenProvider(state, ims, subject)
+        auth=auth,
+        provider=provider,
+        routes=routes,
+        user_tokens=lambda subject: UserTokenProvider(state, ims, subject),
+        state=state,
     )
+
+
+def start_background(app: Starlette, hosted: HostedAuth) -> None:
+    """The mode's background work for the app's lifespan: in `oauth` mode, purging expired rows on a schedule."""
+    state = hosted.state
+    if state is not None:
+        run_during_lifespan(app, lambda: purge_on_schedule(state), state)
 
 
 def advertise_metadata_documents(app: Starlette, auth: AuthSettings) -> None:

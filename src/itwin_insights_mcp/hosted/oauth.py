@@ -6,7 +6,8 @@ PKCE, no `resource` parameter). IMS calls back /oauth/callback; we verify the ID
 in the shared state, and hand the client an authorization code of ours. The client then receives tokens issued by
 this server for this server: short-lived JWT access tokens bound to its resource URL (`aud`) and rotating opaque
 refresh tokens. A client's token is never sent upstream: each tool call uses the signed-in user's IMS token, read
-from the shared state and refreshed there.
+from the shared state and refreshed there. Every database call goes through the state's async methods, which run the
+blocking driver off the event loop.
 """
 
 from __future__ import annotations
@@ -36,11 +37,12 @@ from pydantic import AnyUrl, ValidationError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from ..api.signin import pkce_pair, unverified_claims
+from ..api.urls import RedirectAllowlist, metadata_document_url
 from ..errors import AuthError
 from .cimd import fetch_metadata_document
-from .ims import IdentityProvider, ImsTokens, pkce_pair
-from .state import SharedState, digest
-from .urls import RedirectAllowlist, metadata_document_url
+from .ims import IdentityProvider, ImsTokens
+from .state import SharedState, StateConnection, digest
 
 __all__ = ["InsightsOAuthProvider", "UserTokenProvider"]
 
@@ -87,7 +89,7 @@ class InsightsOAuthProvider:
         return bool(uris) and all(self._allowed_redirect(str(uri)) for uri in uris)
 
     async def get_client(self, client_id: str) -> OAuthClientInformationFull | None:
-        row = self.state.client_record(client_id)
+        row = await self.state.client(client_id)
         if row is not None and (row.get("_expires") is None or row["_expires"] > time.time()):
             row.pop("_expires", None)
             client = OAuthClientInformationFull.model_validate(row)
@@ -121,16 +123,18 @@ class InsightsOAuthProvider:
         if not self._allowed_client(client):  # the normalised form, which is what users are sent to, passes too
             return None
         data = client.model_dump(mode="json", exclude_none=True)
-        with self.state.transaction() as conn:
-            conn.execute(
+        expires = time.time() + CIMD_TTL
+        await self.state.atomic(
+            lambda conn: conn.execute(
                 "INSERT INTO oauth_clients VALUES (?, ?, ?) ON CONFLICT (client_id) "
                 "DO UPDATE SET data = excluded.data, expires = excluded.expires",
-                (url, json.dumps({**data, "_expires": time.time() + CIMD_TTL}), time.time() + CIMD_TTL),
+                (url, json.dumps({**data, "_expires": expires}), expires),
             )
+        )
         return client
 
     async def register_client(self, client_info: OAuthClientInformationFull) -> None:
-        self.state.purge_if_due()
+        await self.state.purge_due()
         for uri in client_info.redirect_uris or []:
             if not self._allowed_redirect(str(uri)):
                 raise RegistrationError(
@@ -139,12 +143,13 @@ class InsightsOAuthProvider:
         if not client_info.redirect_uris:
             raise RegistrationError("invalid_redirect_uri", "Register at least one redirect URI.")
         data = client_info.model_dump(mode="json", exclude_none=True)
-        with self.state.transaction() as conn:
-            conn.execute(
+        await self.state.atomic(
+            lambda conn: conn.execute(
                 "INSERT INTO oauth_clients VALUES (?, ?, NULL) ON CONFLICT (client_id) "
                 "DO UPDATE SET data = excluded.data",
                 (client_info.client_id, json.dumps(data)),
             )
+        )
 
     # -- authorization: our leg to IMS ---------------------------------------------------------------------------
 
@@ -153,7 +158,7 @@ class InsightsOAuthProvider:
             raise AuthorizeError("invalid_target", f"This server only issues tokens for {self.resource}.")
         if not self._allowed_redirect(str(params.redirect_uri)):
             raise AuthorizeError("invalid_request", "The redirect URI is not allowed by this server.")
-        self.state.purge_if_due()
+        await self.state.purge_due()
         verifier, challenge = pkce_pair()
         nonce = secrets.token_urlsafe(16)
         pending_id = secrets.token_urlsafe(32)
@@ -167,11 +172,8 @@ class InsightsOAuthProvider:
             "verifier": verifier,
             "nonce": nonce,
         }
-        with self.state.transaction() as conn:
-            conn.execute(
-                "INSERT INTO oauth_pending VALUES (?, ?, ?)",
-                (digest(pending_id), self.state.seal(pending), time.time() + PENDING_TTL),
-            )
+        row = (digest(pending_id), self.state.seal(pending), time.time() + PENDING_TTL)
+        await self.state.atomic(lambda conn: conn.execute("INSERT INTO oauth_pending VALUES (?, ?, ?)", row))
         return await self.ims.authorization_url(
             redirect_uri=self.callback_url, state=pending_id, challenge=challenge, nonce=nonce
         )
@@ -179,10 +181,11 @@ class InsightsOAuthProvider:
     async def callback(self, request: Request) -> Response:
         """IMS sends the user back here; finish sign-in and return to the MCP client with our code."""
         pending_id = request.query_params.get("state", "")
-        with self.state.transaction() as conn:  # one use only, whichever replica gets the callback
-            row = conn.execute(
+        row = await self.state.atomic(  # one use only, whichever replica gets the callback
+            lambda conn: conn.execute(
                 "DELETE FROM oauth_pending WHERE id = ? RETURNING data, expires", (digest(pending_id),)
             ).fetchone()
+        )
         pending = self.state.unseal(row[0]) if row and row[1] > time.time() else None
         if pending is None:
             return HTMLResponse("<h1>Sign-in expired or unknown</h1><p>Start again from your MCP client.</p>", 400)
@@ -209,15 +212,19 @@ class InsightsOAuthProvider:
             for key in ("client_id", "redirect_uri", "redirect_uri_provided_explicitly", "code_challenge", "scopes")
         }
         data.update(subject=subject, email=claims.get("email"))
-        with self.state.transaction() as conn:
+        sealed = self.state.seal(tokens.to_dict())
+
+        def store(conn: StateConnection) -> None:
             conn.execute(
                 "INSERT INTO upstream_tokens VALUES (?, ?, ?) ON CONFLICT (subject) "
                 "DO UPDATE SET sealed = excluded.sealed, updated = excluded.updated",
-                (subject, self.state.seal(tokens.to_dict()), time.time()),
+                (subject, sealed, time.time()),
             )
             conn.execute(
                 "INSERT INTO oauth_codes VALUES (?, ?, ?, 0)", (digest(code), json.dumps(data), time.time() + CODE_TTL)
             )
+
+        await self.state.atomic(store)
         return _back(pending, {"code": code})
 
     # -- codes and tokens ----------------------------------------------------------------------------------------
@@ -225,14 +232,14 @@ class InsightsOAuthProvider:
     async def load_authorization_code(
         self, client: OAuthClientInformationFull, authorization_code: str
     ) -> AuthorizationCode | None:
-        conn_row = self.state.query_one(
+        conn_row = await self.state.one(
             "SELECT data, expires, used FROM oauth_codes WHERE code_hash = ?", (digest(authorization_code),)
         )
         if conn_row is None:
             return None
         data = json.loads(conn_row[0])
         if conn_row[2]:  # a reused code: refuse it and revoke what it produced (RFC 6749 §4.1.2)
-            self._revoke_family(digest(authorization_code))
+            await self._revoke_family(digest(authorization_code))
             return None
         if conn_row[1] < time.time() or data["client_id"] != client.client_id:
             return None
@@ -252,7 +259,8 @@ class InsightsOAuthProvider:
         self, client: OAuthClientInformationFull, authorization_code: AuthorizationCode
     ) -> OAuthToken:
         code_hash = digest(authorization_code.code)
-        with self.state.transaction() as conn:
+
+        def exchange(conn: StateConnection) -> OAuthToken:
             used = conn.execute("UPDATE oauth_codes SET used = 1 WHERE code_hash = ? AND used = 0", (code_hash,))
             if used.rowcount != 1:
                 raise TokenError("invalid_grant", "The authorization code was already used.")
@@ -260,14 +268,16 @@ class InsightsOAuthProvider:
                 conn, client.client_id, authorization_code.scopes, str(authorization_code.subject), family=code_hash
             )
 
+        return await self.state.atomic(exchange)
+
     async def load_refresh_token(self, client: OAuthClientInformationFull, refresh_token: str) -> RefreshToken | None:
-        row = self.state.query_one(
+        row = await self.state.one(
             "SELECT data, expires, revoked, family FROM oauth_refresh WHERE token_hash = ?", (digest(refresh_token),)
         )
         if row is None:
             return None
         if row[2]:  # a rotated-out refresh token came back: assume theft, end the whole family
-            self._revoke_family(row[3])
+            await self._revoke_family(row[3])
             return None
         data = json.loads(row[0])
         if row[1] < time.time() or data["client_id"] != client.client_id:
@@ -284,7 +294,7 @@ class InsightsOAuthProvider:
     async def exchange_refresh_token(
         self, client: OAuthClientInformationFull, refresh_token: RefreshToken, scopes: list[str]
     ) -> OAuthToken:
-        with self.state.transaction() as conn:
+        def rotate(conn: StateConnection) -> OAuthToken:
             row = conn.execute(  # atomic: of two concurrent uses (on any replicas) exactly one wins
                 "UPDATE oauth_refresh SET revoked = 1 WHERE token_hash = ? AND revoked = 0 RETURNING family",
                 (digest(refresh_token.token),),
@@ -295,7 +305,11 @@ class InsightsOAuthProvider:
                 conn, client.client_id, scopes or refresh_token.scopes, str(refresh_token.subject), family=row[0]
             )
 
-    def _issue(self, conn: Any, client_id: str, scopes: list[str], subject: str, *, family: str) -> OAuthToken:
+        return await self.state.atomic(rotate)
+
+    def _issue(
+        self, conn: StateConnection, client_id: str, scopes: list[str], subject: str, *, family: str
+    ) -> OAuthToken:
         now = int(time.time())
         jti = uuid.uuid4().hex
         access = jwt.encode(
@@ -344,7 +358,7 @@ class InsightsOAuthProvider:
             )
         except jwt.PyJWTError:
             return None
-        revoked = self.state.query_one(
+        revoked = await self.state.one(
             "SELECT 1 FROM oauth_revoked WHERE jti = ? OR family = ?", (claims["jti"], claims.get("fam"))
         )
         if revoked:
@@ -360,23 +374,29 @@ class InsightsOAuthProvider:
         )
 
     async def revoke_token(self, token: AccessToken | RefreshToken) -> None:
-        with self.state.transaction() as conn:
-            if isinstance(token, RefreshToken):
-                conn.execute("UPDATE oauth_refresh SET revoked = 1 WHERE token_hash = ?", (digest(token.token),))
-                return
-            claims = jwt.decode(token.token, options={"verify_signature": False})
-            conn.execute(
-                "INSERT INTO oauth_revoked VALUES (?, NULL, ?) ON CONFLICT (jti) DO NOTHING",
-                (claims["jti"], float(claims["exp"])),
+        if isinstance(token, RefreshToken):
+            hashed = digest(token.token)
+            await self.state.atomic(
+                lambda conn: conn.execute("UPDATE oauth_refresh SET revoked = 1 WHERE token_hash = ?", (hashed,))
             )
+            return
+        claims = unverified_claims(token.token)  # already verified by load_access_token
+        revoked = (claims["jti"], float(claims["exp"]))
+        await self.state.atomic(
+            lambda conn: conn.execute(
+                "INSERT INTO oauth_revoked VALUES (?, NULL, ?) ON CONFLICT (jti) DO NOTHING", revoked
+            )
+        )
 
-    def _revoke_family(self, family: str) -> None:
-        with self.state.transaction() as conn:
+    async def _revoke_family(self, family: str) -> None:
+        def revoke(conn: StateConnection) -> None:
             conn.execute("UPDATE oauth_refresh SET revoked = 1 WHERE family = ?", (family,))
             conn.execute(
                 "INSERT INTO oauth_revoked VALUES (?, ?, ?) ON CONFLICT (jti) DO NOTHING",
                 (f"family:{family}", family, time.time() + ACCESS_TTL),
             )
+
+        await self.state.atomic(revoke)
 
     async def exchange_identity_assertion(self, *args: Any, **kwargs: Any) -> OAuthToken:
         raise TokenError("unsupported_grant_type", "Identity assertions are not accepted by this server.")
@@ -393,7 +413,12 @@ def _back(pending: dict[str, Any], values: dict[str, str]) -> Response:
 
 
 class UserTokenProvider:
-    """One user's IMS access token, from the shared state, refreshed there (one refresh per user at a time)."""
+    """One user's IMS access token, from the shared state, refreshed there (one refresh per user at a time).
+
+    A provider lives for one MCP request. After a 401 from Bentley, `invalidate` marks the token it served as
+    rejected (in memory, no I/O), and the next `get_token` refreshes unless another call has already stored a
+    different token.
+    """
 
     can_refresh = True
     # One lock per user while a refresh is in flight; weak values: a lock no call holds is dropped, so the map holds
@@ -404,50 +429,53 @@ class UserTokenProvider:
         self._state = state
         self._ims = ims
         self._subject = subject
+        self._served: str | None = None
+        self._rejected: str | None = None
 
-    def _load(self) -> ImsTokens | None:
-        row = self._state.query_one("SELECT sealed FROM upstream_tokens WHERE subject = ?", (self._subject,))
+    async def _load(self) -> ImsTokens | None:
+        row = await self._state.one("SELECT sealed FROM upstream_tokens WHERE subject = ?", (self._subject,))
         data = self._state.unseal(row[0]) if row else None
         return ImsTokens(**data) if data else None
 
+    def _usable(self, tokens: ImsTokens | None) -> str | None:
+        """The access token when it is neither expiring nor the one Bentley refused."""
+        if tokens is None or tokens.access_token == self._rejected:
+            return None
+        return tokens.access_token if tokens.expires_at - REFRESH_MARGIN > time.time() else None
+
     async def get_token(self) -> str:
-        tokens = self._load()
+        self._served = await self._current()
+        return self._served
+
+    async def _current(self) -> str:
+        tokens = await self._load()
         if tokens is None:
             raise AuthError("Your Bentley sign-in is gone from this server; sign in again from your MCP client.")
-        if tokens.expires_at - REFRESH_MARGIN > time.time():
-            return tokens.access_token
+        if usable := self._usable(tokens):
+            return usable
         lock = self._locks.get(self._subject)
         if lock is None:
             lock = self._locks[self._subject] = asyncio.Lock()
         async with lock:
-            tokens = self._load()  # another call (or replica) may have refreshed meanwhile
-            if tokens is not None and tokens.expires_at - REFRESH_MARGIN > time.time():
-                return tokens.access_token
+            tokens = await self._load()  # another call (or replica) may have refreshed meanwhile
+            if usable := self._usable(tokens):
+                return usable
             if tokens is None or not tokens.refresh_token:
                 raise AuthError("Your Bentley sign-in expired; sign in again from your MCP client.")
             try:
                 reply = await self._ims.refresh(tokens.refresh_token)
             except AuthError:
                 # Another replica may have rotated the refresh token a moment ago: use what it stored.
-                again = self._load()
-                if again is not None and again.expires_at - REFRESH_MARGIN > time.time():
-                    return again.access_token
+                if usable := self._usable(await self._load()):
+                    return usable
                 raise
             fresh = ImsTokens.from_reply(reply, tokens.refresh_token)
-            with self._state.transaction() as conn:
-                conn.execute(
-                    "UPDATE upstream_tokens SET sealed = ?, updated = ? WHERE subject = ?",
-                    (self._state.seal(fresh.to_dict()), time.time(), self._subject),
-                )
+            row = (self._state.seal(fresh.to_dict()), time.time(), self._subject)
+            await self._state.atomic(
+                lambda conn: conn.execute("UPDATE upstream_tokens SET sealed = ?, updated = ? WHERE subject = ?", row)
+            )
             return fresh.access_token
 
     def invalidate(self) -> None:
-        """Force a refresh at the next call by marking the stored token as expiring."""
-        tokens = self._load()
-        if tokens is not None:
-            tokens.expires_at = 0
-            with self._state.transaction() as conn:
-                conn.execute(
-                    "UPDATE upstream_tokens SET sealed = ? WHERE subject = ?",
-                    (self._state.seal(tokens.to_dict()), self._subject),
-                )
+        """Bentley refused the token served last: the next `get_token` replaces it."""
+        self._rejected = self._served

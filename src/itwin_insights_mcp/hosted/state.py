@@ -6,29 +6,48 @@ share, or PostgreSQL (`ITWIN_INSIGHTS_STATE_DB=postgresql://...`) for replicas o
 once for both (upserts with ON CONFLICT, RETURNING, `?` placeholders translated for PostgreSQL). Secrets are never
 stored in clear: codes and refresh tokens as SHA-256 hashes, IMS tokens sealed with Fernet
 (`ITWIN_INSIGHTS_STATE_KEY`, the same on every replica). Expired rows are deleted a day after they expire, by each
-replica at most every ten minutes (`purge_if_due`), so the tables stay as small as the live sign-ins.
+replica at most every ten minutes (`purge_if_due`: a background task of the HTTP app, and the paths that add rows),
+so the tables stay as small as the live sign-ins.
+
+The database drivers block, so async code never calls them on the event loop: `one`, `atomic` and `purge_due` run
+the blocking calls on this store's own small thread pool (`STATE_THREADS` threads, each with its own connection).
+The blocking methods (`transaction`, `query_one`, `purge_expired`, `purge_if_due`) are for that pool, scripts and
+tests.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from cryptography.fernet import Fernet, InvalidToken
 
 from ..errors import ConfigError
 
-__all__ = ["PURGE_INTERVAL_SECONDS", "PURGE_RETENTION_SECONDS", "SharedState", "StateConnection", "digest"]
+__all__ = [
+    "PURGE_INTERVAL_SECONDS",
+    "PURGE_RETENTION_SECONDS",
+    "STATE_THREADS",
+    "SharedState",
+    "StateConnection",
+    "digest",
+]
 
-PURGE_INTERVAL_SECONDS = 600.0  # a replica purges expired rows at most this often (at a sign-in or registration)
+PURGE_INTERVAL_SECONDS = 600.0  # a replica purges expired rows at most this often
 PURGE_RETENTION_SECONDS = 86400.0  # expired rows are kept a day, then deleted
+STATE_THREADS = 4  # database calls in flight at once per replica (and connections held: one per thread)
+
+T = TypeVar("T")
 
 TABLES = (
     "CREATE TABLE IF NOT EXISTS oauth_clients (client_id TEXT PRIMARY KEY, data TEXT NOT NULL, "
@@ -158,7 +177,7 @@ class SharedState:
     """The hosted server's shared store."""
 
     def __init__(self, location: str, key: str, *, purge_interval: float = PURGE_INTERVAL_SECONDS) -> None:
-        self._purge_interval = purge_interval
+        self.purge_interval = purge_interval
         self._next_purge = 0.0
         self._purge_lock = threading.Lock()
         try:
@@ -170,6 +189,37 @@ class SharedState:
             ) from None
         postgres = location.startswith(("postgresql://", "postgres://"))
         self.backend: _Sqlite | _Postgres = _Postgres(location) if postgres else _Sqlite(location)
+        self._pool = ThreadPoolExecutor(max_workers=STATE_THREADS, thread_name_prefix="insights-state")
+
+    # -- from async code: the blocking calls run on the pool, never on the event loop ---------------------------
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` on this store's thread pool."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args))
+
+    async def one(self, sql: str, args: tuple[Any, ...]) -> Sequence[Any] | None:
+        """One row of a read."""
+        return await self.run(self.query_one, sql, args)
+
+    async def atomic(self, work: Callable[[StateConnection], T]) -> T:
+        """`work(conn)` inside one transaction (committed, or rolled back when it raises)."""
+        return await self.run(self._in_transaction, work)
+
+    async def client(self, client_id: str) -> dict[str, Any] | None:
+        return await self.run(self.client_record, client_id)
+
+    async def purge_due(self) -> bool:
+        return await self.run(self.purge_if_due)
+
+    def close(self) -> None:
+        """Stop the thread pool (waiting for calls in flight)."""
+        self._pool.shutdown(wait=True)
+
+    def _in_transaction(self, work: Callable[[StateConnection], T]) -> T:
+        with self.transaction() as conn:
+            return work(conn)
+
+    # -- blocking: for the pool, scripts and tests ----------------------------------------------------------------
 
     @contextmanager
     def transaction(self) -> Iterator[StateConnection]:
@@ -209,13 +259,13 @@ class SharedState:
     def purge_if_due(self, now: float | None = None) -> bool:
         """Purge when this replica has not for `purge_interval` seconds; True when it did.
 
-        Called on the paths that add rows (sign-in, registration), so the tables are kept small by the traffic that
-        fills them, with no background task to start and stop. Replicas purge independently; deletes are idempotent.
+        Called by the HTTP app's background task and on the paths that add rows (sign-in, registration). Replicas
+        purge independently; deletes are idempotent.
         """
         now = time.time() if now is None else now
         with self._purge_lock:
             if now < self._next_purge:
                 return False
-            self._next_purge = now + self._purge_interval
+            self._next_purge = now + self.purge_interval
         self.purge_expired(now)
         return True

@@ -2,7 +2,8 @@
 
 Request pipeline (in this order, each step may answer with the API's error body):
 authenticate -> coerce and validate path/query -> parse, trim unknown fields, validate the JSON body -> handler.
-Handlers run their writes in one transaction, so a failed request changes nothing.
+Handlers are the API adapters' (`api/`), composed here per catalog family; the domain rules under them run their
+writes in one transaction, so a failed request changes nothing.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import base64
 import inspect
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -23,61 +24,38 @@ from starlette.routing import Route
 
 from ..api.catalog import Catalog, Operation, load_catalog
 from ..api.validation import problems
-from .apikeys import api_key_user
-from .context import CONTEXT_HANDLERS
-from .gm import GM_HANDLERS
-from .http import INVALID_REQUEST_CODES, Call, SandboxError, error_response
-from .jobs import JobRunner, SandboxLimits
-from .reporting import REPORTING_HANDLERS
-from .reporting_v2 import REPORTING_V2_HANDLERS
-from .seed import ensure_seeded
-from .store import Store, now_iso
+from .api import context, grouping_mapping, odata, reporting_v1, reporting_v2
+from .domain.apikeys import api_key_user
+from .engine.jobs import SandboxLimits
+from .errors import SandboxError
+from .runtime import Sandbox
+from .store import now_iso
+from .wire import INVALID_REQUEST_CODES, Call, error_response
 
 __all__ = ["HANDLERS", "Sandbox", "create_app"]
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Call], Response | Awaitable[Response]]
-HANDLERS: dict[tuple[str, str], Handler] = {
-    **{("reporting-v1", k): v for k, v in REPORTING_HANDLERS.items()},
-    **{("itwins-v1", k): v for k, v in CONTEXT_HANDLERS.items() if k in ("get-my-itwins", "get-itwin")},
-    **{("imodels-v2", k): v for k, v in CONTEXT_HANDLERS.items() if k not in ("get-my-itwins", "get-itwin")},
-    **{("grouping-mapping-v1", k): v for k, v in GM_HANDLERS.items()},
-    **{("reporting-v2", k): v for k, v in REPORTING_V2_HANDLERS.items()},
+# Each catalog family and the adapters that serve it (operation id -> handler).
+FAMILIES: dict[str, tuple[Mapping[str, Handler], ...]] = {
+    "reporting-v1": (reporting_v1.HANDLERS, odata.HANDLERS),
+    "reporting-v2": (reporting_v2.HANDLERS, odata.HANDLERS),
+    "grouping-mapping-v1": (grouping_mapping.HANDLERS,),
+    "itwins-v1": (context.ITWINS_HANDLERS,),
+    "imodels-v2": (context.IMODELS_HANDLERS,),
 }
-
+HANDLERS: dict[tuple[str, str], Handler] = {
+    (family, op_id): handler
+    for family, adapters in FAMILIES.items()
+    for adapter in adapters
+    for op_id, handler in adapter.items()
+}
 DEFAULT_USER_EMAIL = "sandbox.user@example.com"
 _UNAUTHORIZED = (
     "Unauthorized",
     "Access denied due to invalid access_token. Make sure to provide a valid token for this API endpoint.",
 )
-
-
-class Sandbox:
-    """The emulator's state: its store, its background jobs and its settings."""
-
-    def __init__(
-        self,
-        db_path: str,
-        *,
-        token: str | None = None,
-        odata_page_size: int = 1000,
-        record: bool = False,
-        limits: SandboxLimits | None = None,
-    ) -> None:
-        self.store = Store(db_path)
-        self.token = token
-        self.record = record  # keep who called what (method, path, caller, body), for identity tests
-        self.odata_page_size = odata_page_size
-        self.jobs = JobRunner(self.store, limits)
-
-    def start(self) -> None:
-        ensure_seeded(self.store)
-        self.jobs.recover()
-
-    def close(self) -> None:
-        self.jobs.shutdown()
-        self.store.close()
 
 
 def _user_from_token(token: str) -> str:
@@ -101,7 +79,7 @@ def _authenticate(request: Request, sandbox: Sandbox, op: Operation) -> str:
         raise SandboxError(401, "HeaderNotFound", "Header Authorization was not found in the request. Access denied.")
     scheme, _, token = header.partition(" ")
     token = token.strip()
-    if scheme.lower() == "basic" and op.operation_id.startswith("odata") and token:
+    if scheme.lower() == "basic" and "apiKeyBasic" in op.auth_schemes and token:  # the spec's `security`
         email = api_key_user(sandbox.store, token, request.path_params.get("reportId", ""))
         if email is None:
             raise SandboxError(
@@ -184,11 +162,7 @@ async def _serve(op: Operation, handler: Handler, sandbox: Sandbox, request: Req
         user = _authenticate(request, sandbox, op)
         if sandbox.record:
             body = (await request.body())[:500].decode(errors="replace")
-            with sandbox.store.transaction() as conn:
-                conn.execute(
-                    "INSERT INTO sandbox_requests (at, method, path, user_email, body) VALUES (?, ?, ?, ?, ?)",
-                    (now_iso(), request.method, request.url.path, user, body),
-                )
+            sandbox.store.record_request(now_iso(), request.method, request.url.path, user, body)
         call = Call(
             request=request,
             op=op,
@@ -202,7 +176,7 @@ async def _serve(op: Operation, handler: Handler, sandbox: Sandbox, request: Req
         result = handler(call)
         return await result if inspect.isawaitable(result) else result
     except SandboxError as exc:
-        return error_response(exc)
+        return error_response(exc, invalid_code)
     except Exception:
         log.exception("Sandbox failure in %s %s", op.method, op.full_path)
         return error_response(SandboxError(500, "InternalServerError", "The sandbox failed to handle the request."))
@@ -221,9 +195,10 @@ def _version(request: Request) -> str | None:
 
 
 def _endpoint(ops: list[tuple[Operation, Handler]], sandbox: Sandbox) -> Callable[[Request], Awaitable[Response]]:
-    """One route for one (path, method); when several API versions share it, the request's version picks."""
+    """One route for one (path, method); when several API versions share it, the request's version picks, and a
+    request that names none gets the oldest (as the service answers an unversioned call)."""
     by_version = {op.family.accept.split("itwin-platform.")[-1].split("+")[0]: (op, h) for op, h in ops}
-    default = next((pair for pair in ops if pair[0].family.name != "reporting-v2"), ops[0])
+    default = by_version[min(by_version)]
 
     async def endpoint(request: Request) -> Response:
         op, handler = by_version.get(_version(request) or "", default) if len(ops) > 1 else ops[0]
@@ -267,7 +242,15 @@ def create_app(
     limits: SandboxLimits | None = None,
 ) -> Starlette:
     """The sandbox as an ASGI app; its lifespan seeds the sample data and recovers interrupted jobs."""
-    sandbox = Sandbox(db_path, token=token, odata_page_size=odata_page_size, record=record, limits=limits)
+    catalog = catalog or load_catalog()
+    sandbox = Sandbox(
+        db_path,
+        token=token,
+        odata_page_size=odata_page_size,
+        record=record,
+        limits=limits,
+        base_paths={op.family.name: op.family.base_path for op in catalog},
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -278,7 +261,7 @@ def create_app(
             sandbox.close()
 
     app = Starlette(
-        routes=_routes(catalog or load_catalog(), sandbox),
+        routes=_routes(catalog, sandbox),
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,
     )

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Record", "Store", "add_generated_imodel", "now_iso"]
+__all__ = ["Record", "Store", "now_iso"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -147,6 +147,18 @@ class Store:
     def delete_children(self, kind: str, parent: str) -> None:
         self.conn.execute("DELETE FROM records WHERE kind = ? AND parent = ?", (kind, parent))
 
+    def delete_all(self, kind: str, record_id: str) -> None:
+        """Every record of `kind` with this id, whatever its parent (e.g. all links to one mapping)."""
+        self.conn.execute("DELETE FROM records WHERE kind = ? AND id = ?", (kind, record_id))
+
+    def record_request(self, at: str, method: str, path: str, user_email: str, body: str) -> None:
+        """Keep who called what (the sandbox's `record` mode, for identity tests)."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO sandbox_requests (at, method, path, user_email, body) VALUES (?, ?, ?, ?, ?)",
+                (at, method, path, user_email, body),
+            )
+
     def page(
         self,
         kind: str,
@@ -187,14 +199,3 @@ class Store:
             "INSERT OR REPLACE INTO sandbox_imodels (id, itwin_id, data) VALUES (?, ?, ?)",
             (data["id"], data["iTwinId"], json.dumps(dict(data))),
         )
-
-
-def add_generated_imodel(db_path: str, *, elements: int, name: str | None, seed: int) -> tuple[str, int]:
-    """Generate an extra iModel of `elements` physical elements into the sandbox database (for benchmarks)."""
-    from .seed import add_generated
-
-    store = Store(db_path)
-    try:
-        return add_generated(store, elements=elements, name=name, seed=seed)
-    finally:
-        store.close()

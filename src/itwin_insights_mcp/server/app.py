@@ -28,11 +28,13 @@ from .client_logs import ClientLogLevels, forwarding_logs
 from .client_logs import session_key as _session_key
 from .compact import call_compact, compact_tools
 from .dispatch import CallEnv, invoke
-from .local_tools import LOCAL_TOOLS
+from .local_tools import LOCAL_TOOLS, Clock
 from .resources import ResourceProvider
-from .results import error_payload
+from .results import error_payload, refusal_result
 from .selection import ToolSelection
 from .tools import ToolSurface
+from .ui import EXTENSION_ID, app_only_refusal, call_page_tool, client_wants_view, is_app_only, tools_for_client
+from .ui import view_resource as ui_view_resource
 
 __all__ = ["INSTRUCTIONS", "build_server", "selection_for"]
 
@@ -82,6 +84,7 @@ def build_server(
     *,
     catalog: Catalog | None = None,
     user_tokens: Callable[[str], TokenProvider] | None = None,
+    clock: Clock | None = None,
 ) -> Server[Any]:
     """A server exposing the selected catalog operations (or the two compact tools), sending calls through `client`.
 
@@ -110,7 +113,9 @@ def build_server(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         surface = surface_for(ctx)
-        return types.ListToolsResult(tools=compact_tools(surface) if compact else surface.tools)
+        if compact:
+            return types.ListToolsResult(tools=compact_tools(surface))
+        return types.ListToolsResult(tools=tools_for_client(surface, surface.tools, client_wants_view(ctx)))
 
     @contextmanager
     def as_caller(ctx: ServerRequestContext[Any]) -> Iterator[None]:
@@ -134,11 +139,18 @@ def build_server(
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
         surface = surface_for(ctx)
         arguments: dict[str, Any] = dict(params.arguments or {})
-        env = CallEnv(client, settings, ctx)
+        env = CallEnv(client, settings, ctx, clock or Clock())  # `clock`: tests run waits on virtual time
         with as_caller(ctx):
             async with forwarding_logs(ctx, log_levels):
                 log.info("tool %s", params.name)
-                if compact:
+                if is_app_only(params.name) and not compact:  # the report view's paging (an MCP App)
+                    refusal = app_only_refusal(surface, client_wants_view(ctx))
+                    result = (
+                        refusal_result(refusal)
+                        if refusal
+                        else await call_page_tool(surface, settings, client, arguments)
+                    )
+                elif compact:
                     result = await call_compact(surface, env, params.name, arguments)
                 else:
                     result = await invoke(surface, env, params.name, arguments)
@@ -159,7 +171,10 @@ def build_server(
     async def list_resources(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListResourcesResult:
-        return types.ListResourcesResult(resources=provider.list_resources())
+        resources = provider.list_resources()
+        if client_wants_view(ctx) and not compact:
+            resources.append(ui_view_resource())  # the report view, only for hosts that render MCP Apps
+        return types.ListResourcesResult(resources=resources)
 
     async def list_templates(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
@@ -203,7 +218,7 @@ def build_server(
 
     with warnings.catch_warnings():  # logging/setLevel is deprecated in 2026-07-28 but 2025-era hosts use it
         warnings.simplefilter("ignore", MCPDeprecationWarning)
-        return Server(
+        server: Server[Any] = Server(
             "itwin-insights-mcp",
             version=__version__,
             title="iTwin Insights (Reporting)",
@@ -219,3 +234,6 @@ def build_server(
             on_completion=complete,
             on_set_logging_level=set_logging_level,
         )
+    if not compact:
+        server.extensions[EXTENSION_ID] = {}  # MCP Apps: the report view (server/ui.py)
+    return server

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import mcp.types as types
@@ -13,7 +13,7 @@ from ..api.client import InsightsClient
 from ..api.validation import problems
 from ..errors import InsightsError, InvalidArgumentError
 from ..settings import Settings
-from .local_tools import LocalContext, LocalTool
+from .local_tools import Clock, LocalContext, LocalTool
 from .results import bound_rows, error_result, invalid_arguments_result, refusal_result, success_result
 from .tools import ToolSurface, send, validate_arguments
 
@@ -29,6 +29,7 @@ class CallEnv:
     client: InsightsClient
     settings: Settings
     request: ServerRequestContext[Any] | None = None
+    clock: Clock = field(default_factory=Clock)  # waits read time and sleep here (tests pass virtual time)
 
 
 async def invoke(surface: ToolSurface, env: CallEnv, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
@@ -49,8 +50,11 @@ async def invoke(surface: ToolSurface, env: CallEnv, name: str, arguments: dict[
     except Exception as exc:  # the one boundary where a bug must become a result, not a protocol fault
         log.exception("Unexpected failure in tool %s", op.tool)
         return error_result(op, exc, surface.catalog, arguments)
-    if op.operation_id == "odata-entity":
-        return bound_rows(success_result(op, response, None), env.settings.max_rows, env.settings.max_result_bytes)
+    if op.rows is not None:  # a page of table rows (x-mcp.rows): bounded to the row budget, not only bytes
+        settings = env.settings
+        return bound_rows(
+            success_result(op, response, None), settings.max_rows, settings.max_result_bytes, op.rows.export
+        )
     return success_result(op, response, env.settings.max_result_bytes)
 
 
@@ -60,7 +64,7 @@ async def _invoke_local(
     found = [str(p) for p in problems(tool.definition.input_schema, arguments)]
     if found:
         return invalid_arguments_result(tool.tool, found)
-    context = LocalContext(env.client, env.settings, surface.catalog, env.request)
+    context = LocalContext(env.client, env.settings, surface.catalog, env.request, env.clock)
     try:
         return await tool.handler(context, arguments)
     except InvalidArgumentError as exc:

@@ -26,6 +26,7 @@ from ..hosted.modes import (
     ServiceKeyMiddleware,
     advertise_metadata_documents,
     require_loopback_for_none,
+    start_background,
 )
 from ..settings import Settings
 
@@ -118,6 +119,7 @@ def create_http_app(settings: Settings, server: Server[Any], hosted: HostedAuth 
     if provider is not None:
         assert hosted.auth is not None
         advertise_metadata_documents(app, hosted.auth)
+    start_background(app, hosted)
     if settings.auth_mode == "service":
         app.add_middleware(ServiceKeyMiddleware, keys=settings.api_keys)
     if not settings.http_sessions:

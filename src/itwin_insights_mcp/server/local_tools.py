@@ -1,9 +1,9 @@
 """Tools that are not one API operation each: waiting for an extraction, exporting a whole OData table, reading
 the skills bundle, and saying how the server is authenticated.
 
-Each is declared once (definition + toolset + read-only flag + handler) and goes through the same selection rules
-as the catalog's tools. `read_skill` and `auth_status` belong to the `core` toolset, present whatever toolsets are
-chosen (only `--exclude-tools` removes them).
+Each is declared once (`_declare`: an `x-mcp` overlay read by the catalog's own `parse_overlay`, with its schemas and
+handler) and goes through the same selection rules as the catalog's tools. `read_skill` and `auth_status` belong to
+the `core` toolset, present whatever toolsets are chosen (only `--exclude-tools` removes them).
 """
 
 from __future__ import annotations
@@ -15,16 +15,15 @@ import os
 import re
 import tempfile
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import mcp.types as types
 from mcp.server import ServerRequestContext
 
-from ..api.catalog import Catalog
+from ..api.catalog import Catalog, CatalogError, parse_overlay
 from ..api.client import InsightsClient
 from ..errors import ApiError, InsightsError
 from ..settings import Settings
@@ -32,7 +31,7 @@ from .results import error_result, refusal_result
 from .skills import load_skills
 from .tools import send
 
-__all__ = ["LOCAL_TOOLS", "LocalContext", "LocalTool", "export_path"]
+__all__ = ["LOCAL_TOOLS", "Clock", "LocalContext", "LocalTool", "export_path"]
 
 WAIT_LIMIT_SECONDS = 45  # under the ~60 s many hosts allow a tool call
 EDM = "{http://docs.oasis-open.org/odata/ns/edm}"
@@ -40,14 +39,23 @@ EDM = "{http://docs.oasis-open.org/odata/ns/edm}"
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$(?!\n)")
 
 
+@dataclass(frozen=True)
+class Clock:
+    """Where waiting tools read the time and how they pause: passed in, so tests run waits on virtual time."""
+
+    now: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+
 @dataclass
 class LocalContext:
-    """What a local tool may use: the shared client, the settings, the catalog and the MCP request."""
+    """What a local tool may use: the shared client, the settings, the catalog, the MCP request and the clock."""
 
     client: InsightsClient
     settings: Settings
     catalog: Catalog
     request: ServerRequestContext[Any] | None
+    clock: Clock = field(default_factory=Clock)
 
 
 Handler = Callable[[LocalContext, dict[str, Any]], Awaitable[types.CallToolResult]]
@@ -66,6 +74,7 @@ class LocalTool:
     also_in: tuple[str, ...] = ()
     method: str = "LOCAL"
     full_path: str = "(computed by this server)"
+    opens_view: bool = False  # results shown in the MCP App report view (server/ui.py) to hosts that render it
 
 
 def _structured(text: str, data: dict[str, Any]) -> types.CallToolResult:
@@ -99,7 +108,8 @@ async def _status(ctx: LocalContext, job_id: str, tool: str) -> dict[str, Any]:
 async def wait_for_extraction(ctx: LocalContext, arguments: dict[str, Any]) -> types.CallToolResult:
     job_id = arguments["jobId"]
     limit = float(arguments.get("waitSeconds", 40))
-    started = time.monotonic()
+    clock = ctx.clock
+    started = clock.now()
     op = ctx.catalog["get_extraction_status"]
     tool = "get_extraction_status"
     first_error: ApiError | None = None
@@ -115,7 +125,7 @@ async def wait_for_extraction(ctx: LocalContext, arguments: dict[str, Any]) -> t
         except InsightsError as exc:
             return error_result(op, exc, ctx.catalog, {"jobId": job_id})
         state = str(status.get("state", "Unknown"))
-        elapsed = time.monotonic() - started
+        elapsed = clock.now() - started
         done = state not in ("Queued", "Running")
         if ctx.request is not None:
             await ctx.request.session.report_progress(
@@ -145,7 +155,7 @@ async def wait_for_extraction(ctx: LocalContext, arguments: dict[str, Any]) -> t
                 "nextStep": step,
             }
             return _structured(f"Extraction {job_id}: {state} after {elapsed:.0f} s. {step}", data)
-        await asyncio.sleep(interval)
+        await clock.sleep(interval)
 
 
 # -- export_odata_entity -----------------------------------------------------------------------------------------
@@ -164,6 +174,8 @@ def export_path(settings: Settings, file_name: str) -> Path:
 
 async def _columns(ctx: LocalContext, report_id: str, entity: str) -> list[str]:
     xml = await _api(ctx, "get_odata_metadata", {"reportId": report_id})
+    import xml.etree.ElementTree as ET  # only when exporting
+
     root = ET.fromstring(xml)  # noqa: S314 - our own API's EDMX, not user input
     for entity_type in root.iter(f"{EDM}EntityType"):
         if entity_type.get("Name") == entity:
@@ -180,6 +192,59 @@ def _csv_value(value: Any) -> Any:
     return value
 
 
+class _RowSink:
+    """Rows written as CSV (header once the columns are known) or JSON Lines, the first few kept as a preview."""
+
+    def __init__(self, out: TextIO, fmt: str, columns: list[str]) -> None:
+        self.out = out
+        self.columns = columns
+        self.writer = csv.writer(out) if fmt == "csv" else None
+        self.rows = 0
+        self.preview: list[dict[str, Any]] = []
+        if columns and self.writer is not None:
+            self.writer.writerow(columns)
+
+    def write(self, values: list[dict[str, Any]]) -> None:
+        if not self.columns and values:  # no $metadata columns: take the first row's
+            self.columns = list(values[0])
+            if self.writer is not None:
+                self.writer.writerow(self.columns)
+        for row in values:
+            if self.writer is not None:
+                self.writer.writerow([_csv_value(row.get(c)) for c in self.columns])
+            else:
+                self.out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self.preview.extend(values[: 5 - len(self.preview)])
+        self.rows += len(values)
+
+
+async def _stream_pages(ctx: LocalContext, page_args: dict[str, Any], sink: _RowSink) -> None:
+    """Every page of the entity set into `sink`, one page in memory at a time, however big the table."""
+    sequence = 0
+    while True:
+        page = await _api(ctx, "get_odata_entity_page", {**page_args, "sequence": sequence})
+        sink.write(page.get("value", []) if isinstance(page, dict) else [])
+        if not isinstance(page, dict) or "@odata.nextLink" not in page:
+            return
+        sequence += 1
+
+
+def _exported(ctx: LocalContext, target: Path, entity: str, fmt: str, sink: _RowSink) -> types.CallToolResult:
+    """The result: a resource link over HTTP (the client may be elsewhere), the file's path over stdio."""
+    data: dict[str, Any] = {"rows": sink.rows, "columns": sink.columns, "format": fmt, "preview": sink.preview}
+    summary = f"Exported {sink.rows} rows of {entity} ({len(sink.columns)} columns) as {fmt}"
+    if ctx.settings.transport == "http":
+        uri = f"insights://exports/{target.name}"
+        mime = "text/csv" if fmt == "csv" else "application/jsonl"
+        data["uri"] = uri
+        link = types.ResourceLink(uri=uri, name=target.name, mime_type=mime, size=target.stat().st_size)
+        return types.CallToolResult(
+            content=[types.TextContent(text=f"{summary}: {uri}"), link], structured_content=data
+        )
+    data["path"] = str(target)
+    return _structured(f"{summary} to {target}.", data)
+
+
 async def export_odata_entity(ctx: LocalContext, arguments: dict[str, Any]) -> types.CallToolResult:
     op = ctx.catalog["get_odata_entity_page"]
     fmt = arguments.get("format", "csv")
@@ -191,33 +256,11 @@ async def export_odata_entity(ctx: LocalContext, arguments: dict[str, Any]) -> t
     page_args = {k: arguments[k] for k in ("reportId", "region", "manifestId", "entityType")}
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=".export-", dir=target.parent)
-    rows = 0
-    preview: list[dict[str, Any]] = []
     try:
         columns = await _columns(ctx, arguments["reportId"], entity)
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-            writer = csv.writer(out) if fmt == "csv" else None
-            if writer is not None and columns:
-                writer.writerow(columns)
-            sequence = 0
-            while True:  # one page in memory at a time, however big the table
-                page = await _api(ctx, "get_odata_entity_page", {**page_args, "sequence": sequence})
-                values = page.get("value", []) if isinstance(page, dict) else []
-                if not columns and values:
-                    columns = list(values[0])
-                    if writer is not None:
-                        writer.writerow(columns)
-                for row in values:
-                    if writer is not None:
-                        writer.writerow([_csv_value(row.get(c)) for c in columns])
-                    else:
-                        out.write(json.dumps(row, ensure_ascii=False) + "\n")
-                    if len(preview) < 5:
-                        preview.append(row)
-                rows += len(values)
-                if not isinstance(page, dict) or "@odata.nextLink" not in page:
-                    break
-                sequence += 1
+            sink = _RowSink(out, fmt, columns)
+            await _stream_pages(ctx, page_args, sink)
         os.replace(temp_name, target)  # the file appears whole or not at all
     except InsightsError as exc:
         Path(temp_name).unlink(missing_ok=True)  # noqa: ASYNC240 - one local unlink, microseconds
@@ -225,18 +268,7 @@ async def export_odata_entity(ctx: LocalContext, arguments: dict[str, Any]) -> t
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)  # noqa: ASYNC240 - one local unlink, microseconds
         raise
-    data = {"rows": rows, "columns": columns, "format": fmt, "preview": preview}
-    summary = f"Exported {rows} rows of {entity} ({len(columns)} columns) as {fmt}"
-    if ctx.settings.transport == "http":
-        uri = f"insights://exports/{target.name}"
-        mime = "text/csv" if fmt == "csv" else "application/jsonl"
-        data["uri"] = uri
-        link = types.ResourceLink(uri=uri, name=target.name, mime_type=mime, size=target.stat().st_size)
-        return types.CallToolResult(
-            content=[types.TextContent(text=f"{summary}: {uri}"), link], structured_content=data
-        )
-    data["path"] = str(target)
-    return _structured(f"{summary} to {target}.", data)
+    return _exported(ctx, target, entity, fmt, sink)
 
 
 # -- read_skill and auth_status ----------------------------------------------------------------------------------
@@ -256,13 +288,9 @@ async def read_skill(ctx: LocalContext, arguments: dict[str, Any]) -> types.Call
 
 def _claims(token: str) -> dict[str, Any]:
     """Claims of a JWT, read without verification, only to say who is signed in (never the token itself)."""
-    import jwt
+    from ..api.signin import unverified_claims
 
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        return {}
-    return claims if isinstance(claims, dict) else {}
+    return unverified_claims(token)
 
 
 def _scopes(value: Any) -> list[str] | None:
@@ -358,6 +386,26 @@ async def auth_status(ctx: LocalContext, arguments: dict[str, Any]) -> types.Cal
     return _structured(text, data)
 
 
+def _declare(
+    handler: Handler,
+    overlay: dict[str, Any],
+    *,
+    title: str,
+    schema: dict[str, Any],
+    output: dict[str, Any] | None = None,
+    idempotent: bool | None = None,
+) -> LocalTool:
+    """One local tool from its `x-mcp` overlay (tool, toolset, alsoIn, readOnly, description), read as the catalog
+    reads an operation's, plus its schemas and handler: name, toolset and read-only flag are written once."""
+    meta = parse_overlay(overlay, f"local tool {overlay.get('tool')!r}")
+    if meta.read_only is None:
+        raise CatalogError(f"local tool {meta.tool!r}: x-mcp.readOnly is required (there is no HTTP method)")
+    definition = _tool(
+        meta.tool, title, meta.description, schema, read_only=meta.read_only, output=output, idempotent=idempotent
+    )
+    return LocalTool(meta.tool, meta.toolset, meta.read_only, definition, handler, also_in=meta.also_in)
+
+
 def _tool(
     name: str,
     title: str,
@@ -392,125 +440,121 @@ _ODATA_ARGS = {
 }
 
 LOCAL_TOOLS: tuple[LocalTool, ...] = (
-    LocalTool(
-        "wait_for_extraction",
-        "extraction",
-        True,
-        _tool(
-            "wait_for_extraction",
-            "Wait for an extraction",
-            f"Wait (at most {WAIT_LIMIT_SECONDS} s) for an extraction to finish, with progress; returns its state.",
-            {
-                "properties": {
-                    "jobId": {"type": "string", "minLength": 1, "description": "Run id from run_extraction."},
-                    "waitSeconds": {
-                        "type": "integer",
-                        "minimum": 1,
-                        "maximum": WAIT_LIMIT_SECONDS,
-                        "description": f"Longest wait in seconds (default 40, at most {WAIT_LIMIT_SECONDS}).",
-                    },
-                },
-                "required": ["jobId"],
-            },
-            read_only=True,
-            output={
-                "type": "object",
-                "required": ["jobId", "state", "done"],
-                "properties": {
-                    "jobId": {"type": "string"},
-                    "state": {"type": "string"},
-                    "reason": {"type": ["string", "null"]},
-                    "containsIssues": {"type": ["boolean", "null"]},
-                    "done": {"type": "boolean"},
-                    "waitedSeconds": {"type": "number"},
-                    "nextStep": {"type": "string"},
-                },
-            },
-        ),
+    _declare(
         wait_for_extraction,
-        also_in=("gm_extraction",),
+        {
+            "tool": "wait_for_extraction",
+            "toolset": "extraction",
+            "alsoIn": ["gm_extraction"],
+            "readOnly": True,
+            "description": f"Wait (at most {WAIT_LIMIT_SECONDS} s) for an extraction to finish, with progress; "
+            "returns its state.",
+        },
+        title="Wait for an extraction",
+        schema={
+            "properties": {
+                "jobId": {"type": "string", "minLength": 1, "description": "Run id from run_extraction."},
+                "waitSeconds": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": WAIT_LIMIT_SECONDS,
+                    "description": f"Longest wait in seconds (default 40, at most {WAIT_LIMIT_SECONDS}).",
+                },
+            },
+            "required": ["jobId"],
+        },
+        output={
+            "type": "object",
+            "required": ["jobId", "state", "done"],
+            "properties": {
+                "jobId": {"type": "string"},
+                "state": {"type": "string"},
+                "reason": {"type": ["string", "null"]},
+                "containsIssues": {"type": ["boolean", "null"]},
+                "done": {"type": "boolean"},
+                "waitedSeconds": {"type": "number"},
+                "nextStep": {"type": "string"},
+            },
+        },
     ),
-    LocalTool(
-        "export_odata_entity",
-        "odata",
-        False,
-        _tool(
-            "export_odata_entity",
-            "Export an OData table to a file",
-            "Stream every page of an OData entity set to a CSV or JSON Lines file in the export directory.",
-            {
-                "properties": {
-                    **_ODATA_ARGS,
-                    "format": {"type": "string", "enum": ["csv", "jsonl"], "description": "Default csv."},
-                    "fileName": {
-                        "type": "string",
-                        "pattern": _FILE_NAME.pattern,
-                        "maxLength": 100,
-                        "description": "File name inside the export directory (default: entity name).",
-                    },
-                },
-                "required": ["reportId", "region", "manifestId", "entityType"],
-            },
-            read_only=False,
-            idempotent=True,
-            output={
-                "type": "object",
-                "required": ["rows", "columns"],
-                "properties": {
-                    "rows": {"type": "integer"},
-                    "columns": {"type": "array", "items": {"type": "string"}},
-                    "format": {"type": "string"},
-                    "path": {"type": "string"},
-                    "uri": {"type": "string"},
-                    "preview": {"type": "array", "items": {"type": "object"}},
-                },
-            },
-        ),
+    _declare(
         export_odata_entity,
-    ),
-    LocalTool(
-        "read_skill",
-        "core",
-        True,
-        _tool(
-            "read_skill",
-            "Read a skill",
-            "Read the Insights skills: no arguments lists them; `skill` (and `path`) returns one file's text.",
-            {
-                "properties": {
-                    "skill": {"type": "string", "description": "Skill name, e.g. insights-reporting."},
-                    "path": {"type": "string", "description": "File in the skill (default SKILL.md)."},
-                }
-            },
-            read_only=True,
-        ),
-        read_skill,
-    ),
-    LocalTool(
-        "auth_status",
-        "core",
-        True,
-        _tool(
-            "auth_status",
-            "Authentication status",
-            "Say which backend this server uses, who it is signed in as and what to do if not (never the token).",
-            {"properties": {}},
-            read_only=True,
-            output={
-                "type": "object",
-                "required": ["backend", "credential", "signedIn"],
-                "properties": {
-                    "backend": {"type": "string"},
-                    "apiBaseUrl": {"type": "string"},
-                    "credential": {"type": "string"},
-                    "identity": {"type": ["string", "null"]},
-                    "scopes": {"type": ["array", "null"], "items": {"type": "string"}},
-                    "expiresAt": {"type": ["number", "null"]},
-                    "signedIn": {"type": "boolean"},
-                    "nextStep": {"type": "string"},
+        {
+            "tool": "export_odata_entity",
+            "toolset": "odata",
+            "readOnly": False,
+            "description": "Stream every page of an OData entity set to a CSV or JSON Lines file in the export "
+            "directory.",
+        },
+        title="Export an OData table to a file",
+        schema={
+            "properties": {
+                **_ODATA_ARGS,
+                "format": {"type": "string", "enum": ["csv", "jsonl"], "description": "Default csv."},
+                "fileName": {
+                    "type": "string",
+                    "pattern": _FILE_NAME.pattern,
+                    "maxLength": 100,
+                    "description": "File name inside the export directory (default: entity name).",
                 },
             },
-        ),
+            "required": ["reportId", "region", "manifestId", "entityType"],
+        },
+        idempotent=True,
+        output={
+            "type": "object",
+            "required": ["rows", "columns"],
+            "properties": {
+                "rows": {"type": "integer"},
+                "columns": {"type": "array", "items": {"type": "string"}},
+                "format": {"type": "string"},
+                "path": {"type": "string"},
+                "uri": {"type": "string"},
+                "preview": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+    ),
+    _declare(
+        read_skill,
+        {
+            "tool": "read_skill",
+            "toolset": "core",
+            "readOnly": True,
+            "description": "Read the Insights skills: no arguments lists them; `skill` (and `path`) returns one "
+            "file's text.",
+        },
+        title="Read a skill",
+        schema={
+            "properties": {
+                "skill": {"type": "string", "description": "Skill name, e.g. insights-reporting."},
+                "path": {"type": "string", "description": "File in the skill (default SKILL.md)."},
+            }
+        },
+    ),
+    _declare(
         auth_status,
+        {
+            "tool": "auth_status",
+            "toolset": "core",
+            "readOnly": True,
+            "description": "Say which backend this server uses, who it is signed in as and what to do if not "
+            "(never the token).",
+        },
+        title="Authentication status",
+        schema={"properties": {}},
+        output={
+            "type": "object",
+            "required": ["backend", "credential", "signedIn"],
+            "properties": {
+                "backend": {"type": "string"},
+                "apiBaseUrl": {"type": "string"},
+                "credential": {"type": "string"},
+                "identity": {"type": ["string", "null"]},
+                "scopes": {"type": ["array", "null"], "items": {"type": "string"}},
+                "expiresAt": {"type": ["number", "null"]},
+                "signedIn": {"type": "boolean"},
+                "nextStep": {"type": "string"},
+            },
+        },
     ),
 )

@@ -20,6 +20,7 @@ from ..settings import Settings
 from .local_tools import export_path
 from .skills import load_skills
 from .tools import send
+from .ui import VIEW_URI, read_view
 
 __all__ = ["PROMPTS", "ResourceProvider"]
 
@@ -153,6 +154,8 @@ class ResourceProvider:
             return _text(uri, str(xml), "application/xml")
         if uri.startswith(EXPORT_PREFIX):
             return _text(uri, self._read_export(uri.removeprefix(EXPORT_PREFIX)), "text/plain")
+        if uri == VIEW_URI:
+            return read_view()  # the MCP App report view (server/ui.py)
         raise ValueError(
             f"Unknown resource {uri!r}: use skill://index, skill://<skill>/<path>, "
             f"{METADATA_PREFIX}<reportId>/odata/metadata or {EXPORT_PREFIX}<fileName>."

@@ -32,14 +32,6 @@ __all__ = [
 
 ERROR_META_KEY = "io.github.itwin-insights-mcp/error"
 
-# Permission each toolset's reads and writes need (reference §2.2).
-_PERMISSIONS = {
-    ("reports", "read"): "insights_view",
-    ("reports", "write"): "insights_modify",
-    ("odata", "read"): "insights_view",
-    ("context", "read"): "membership of the iTwin",
-}
-
 
 def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
@@ -149,9 +141,11 @@ def fit_to_budget(structured: dict[str, Any], max_bytes: int) -> tuple[dict[str,
     return structured, "Trimmed: " + "; ".join(notes) + "."
 
 
-def bound_rows(result: types.CallToolResult, max_rows: int, max_bytes: int = 262_144) -> types.CallToolResult:
+def bound_rows(
+    result: types.CallToolResult, max_rows: int, max_bytes: int = 262_144, export_tool: str | None = None
+) -> types.CallToolResult:
     """Keep at most `max_rows` OData rows (and at most `max_bytes`) in a tool result, saying how many the page had
-    and how to get them all."""
+    and how to get them all (with `export_tool`, the operation's `x-mcp.rows.export`)."""
     page = result.structured_content
     if not isinstance(page, dict) or not isinstance(page.get("value"), list):
         return result
@@ -165,7 +159,7 @@ def bound_rows(result: types.CallToolResult, max_rows: int, max_bytes: int = 262
         f"Showing {len(shown)} of {len(rows)} rows of this page."
         + (f" {trimmed}" if trimmed else "")
         + (" More pages follow (@odata.nextLink: call again with sequence + 1)." if "@odata.nextLink" in page else "")
-        + " To get every row, call export_odata_entity (CSV or JSON Lines file)."
+        + (f" To get every row, call {export_tool} (CSV or JSON Lines file)." if export_tool else "")
     )
     bounded = {**bounded, "rowsShown": len(shown), "note": note}
     return types.CallToolResult(
@@ -242,10 +236,9 @@ def _next_step(op: Operation, exc: ApiError, catalog: Catalog, arguments: dict[s
             "or run with --backend sandbox to use the offline sandbox."
         )
     if status == 403:
-        kind = "read" if op.read_only else "write"
-        permission = _PERMISSIONS.get((op.toolset, kind), "imodels_read" if op.read_only else "imodels_write")
-        if op.tool in ("create_report_mapping", "create_report_aggregation"):
-            permission = "imodels_read and insights_modify"
+        if not op.permissions:
+            return "The signed-in user lacks a permission this operation needs on the iTwin/iModel; ask an iTwin admin."
+        permission = " and ".join(op.permissions)
         return f"The signed-in user lacks the '{permission}' permission on this iTwin/iModel; ask an iTwin admin."
     if status == 404:
         return _not_found_step(op, exc, catalog, arguments)
@@ -266,17 +259,9 @@ def _next_step(op: Operation, exc: ApiError, catalog: Catalog, arguments: dict[s
 
 
 def _not_found_step(op: Operation, exc: ApiError, catalog: Catalog, arguments: dict[str, Any]) -> str:
-    if exc.code == "EntityNotFound":
-        return (
-            "Entity urls change with every extraction: call get_odata_service again and use the region, "
-            "manifestId and entity name it lists now."
-        )
-    if exc.code == "SchemaNotFound":
-        return (
-            "Check reportId with list_reports; a deleted report is listed with deleted=true and can be restored "
-            "with update_report(reportId, deleted=false). A report publishes tables only after its mappings "
-            "were extracted."
-        )
+    hint = catalog.error_hint(exc.code)  # declared in the overlay of the operation that answers with this code
+    if hint is not None:
+        return hint
     if exc.target and exc.target in op.body_fields:  # an id given in the body (e.g. mappingId of a report mapping)
         lister = catalog.lister_for_id(exc.target)
         shown = f" ({_clip(repr(arguments.get(exc.target)), 80)})" if arguments.get(exc.target) is not None else ""

@@ -125,7 +125,10 @@ class ToolSelection:
         if op.tool in self.exclude:
             return f"Tool `{op.tool}` is excluded by this server's configuration (--exclude-tools)."
         if op.deprecated and not self.include_deprecated:
-            return f"Tool `{op.tool}` is deprecated and not enabled; use `get_extraction_status` instead."
+            instead = getattr(op, "replaced_by", None)  # the catalog's x-mcp.replacedBy
+            return f"Tool `{op.tool}` is deprecated and not enabled" + (
+                f"; use `{instead}` instead." if instead else "."
+            )
         return (
             f"Tool `{op.tool}` belongs to toolset `{op.toolset}`, which this server does not expose "
             "(--toolsets / --tools)."

@@ -112,6 +112,7 @@ __all__ = [
     "evaluation_order",
     "infer_type",
     "parse",
+    "to_sql",
 ]
 
 DataType = Literal["Double", "Integer", "String", "Boolean"]
@@ -1709,3 +1710,101 @@ def evaluate(formula: Formula, row: Mapping[str, object], *, random_value: float
     :meth:`Formula.compile` once and apply the returned function to each row.
     """
     return formula.compile(random_value=random_value)(row)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# SQL compiler: the subset of formulas SQLite evaluates exactly as the closures above do (set-based extraction)
+# --------------------------------------------------------------------------------------------------------------------
+
+# Kinds of compiled SQL expressions: "raw" a column's own value (float | int | null, never NaN), "lit" a bound finite
+# Double, "num" a computed REAL or NULL (where Python would hold NaN, SQLite holds NULL: both end as null), "bool" a
+# comparison (1 | 0 | NULL).
+_SqlExpr: TypeAlias = tuple[str, str]
+_SQL_ARITHMETIC = frozenset({"+", "-", "*"})
+_SQL_COMPARISONS = frozenset({"<", "<=", ">", ">="})
+
+
+def to_sql(
+    formula: Formula, column: Callable[[str], str | None], bind: Callable[[object], str]
+) -> tuple[str, bool] | None:
+    """SQL computing ``formula`` with exactly the values :meth:`Formula.compile` returns, or None when it cannot.
+
+    ``column(name)`` gives the SQL expression of a referenced column whose values are ``float | int | None`` (None:
+    that column is not available as such); ``bind(value)`` binds a literal and returns its placeholder (literals are
+    bound, never printed, so SQLite never re-parses a decimal). Covered: numeric literals and constants, numeric
+    columns, unary ``+``/``-``, ``+ - *``, ``/`` by a non-zero literal, ``< <= > >=`` between columns and literals,
+    and ``if`` over those. The answer is ``(sql, boolean)``: ``boolean`` says the SQL yields 1/0/NULL for a Boolean
+    result. Everything else (strings, functions, ``%``, ``**``, ``==``, truthiness) stays with the closures.
+    """
+    compiled = _to_sql(formula.root, column, bind)
+    if compiled is None:
+        return None
+    sql, kind = compiled
+    if kind == "bool":
+        return sql, True
+    # Formula.compile's final step: non-finite floats become null and -0.0 becomes 0.0; ints pass unchanged.
+    return (
+        f"(CASE WHEN typeof({sql}) = 'real' THEN (CASE WHEN abs({sql}) >= 9e999 THEN NULL WHEN {sql} = 0 THEN 0.0 "
+        f"ELSE {sql} END) ELSE {sql} END)",
+        False,
+    )
+
+
+def _sql_number(expr: _SqlExpr) -> str | None:
+    """The expression as a REAL (what ``_to_number`` does to a number), or None for a Boolean."""
+    sql, kind = expr
+    if kind == "bool":
+        return None
+    return f"CAST({sql} AS REAL)" if kind == "raw" else sql
+
+
+def _to_sql(node: _Node, column: Callable[[str], str | None], bind: Callable[[object], str]) -> _SqlExpr | None:
+    if isinstance(node, _Lit):
+        value = node.value
+        if type(value) is float and math.isfinite(value):
+            return bind(value), "lit"
+        return None
+    if isinstance(node, _Col):
+        sql = column(node.name)
+        return None if sql is None else (sql, "raw")
+    if isinstance(node, _Unary):
+        operand = _to_sql(node.operand, column, bind)
+        if operand is None or operand[1] == "bool" or node.op == "!":
+            return None
+        if node.op == "+":
+            return operand
+        number = _sql_number(operand)
+        return None if number is None else (f"(-{number})", "num")
+    if isinstance(node, _Binary):
+        return _binary_sql(node, column, bind)
+    if isinstance(node, _Call) and node.name == "if":
+        parts = [_to_sql(arg, column, bind) for arg in node.args]
+        if any(p is None for p in parts):
+            return None
+        (cond, cond_kind), then, other = (p for p in parts if p is not None)
+        a, b = _sql_number(then), _sql_number(other)
+        if cond_kind != "bool" or a is None or b is None:
+            return None
+        # The branches keep their own values (an Integer column stays an int), as the closure returns them.
+        return f"(CASE WHEN {cond} THEN {then[0]} ELSE {other[0]} END)", "num"
+    return None
+
+
+def _binary_sql(node: _Binary, column: Callable[[str], str | None], bind: Callable[[object], str]) -> _SqlExpr | None:
+    left = _to_sql(node.left, column, bind)
+    right = _to_sql(node.right, column, bind)
+    if left is None or right is None:
+        return None
+    if node.op in _SQL_COMPARISONS:
+        # Only NaN-free operands: Python compares NaN as false where SQLite would hold NULL.
+        if left[1] not in ("raw", "lit") or right[1] not in ("raw", "lit"):
+            return None
+        return f"({_sql_number(left)} {node.op} {_sql_number(right)})", "bool"
+    a, b = _sql_number(left), _sql_number(right)
+    if a is None or b is None:
+        return None
+    if node.op in _SQL_ARITHMETIC:
+        return f"({a} {node.op} {b})", "num"
+    if node.op == "/" and isinstance(node.right, _Lit) and node.right.value != 0:
+        return f"({a} / {b})", "num"
+    return None

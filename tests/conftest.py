@@ -135,6 +135,10 @@ KINDS: dict[str, tuple[str, ...]] = {
     "unit/test_capability.py::test_spectral_finds_no_error_in_any_profile": ("external",),  # Spectral from npm
     "unit/test_hardening_tools.py::test_a_huge_list_is_trimmed_to_the_byte_budget_with_a_note": ("slow",),
     "unit/test_jobs.py::test_a_second_process_never_fails_a_live_job": ("slow",),  # two processes, lease expiry
+    "reliability/": ("slow",),  # generated hostile input at scale (about two minutes in its short form)
+    "reliability/test_durability.py": ("e2e",),  # kill -9 of a real server process mid-write
+    "reliability/test_transport_regressions.py": ("e2e",),  # uvicorn on 127.0.0.1, raw HTTP
+    "reliability/test_load.py": ("e2e",),  # many concurrent clients against a real server
 }
 
 

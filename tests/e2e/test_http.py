@@ -8,6 +8,8 @@ import httpx2
 import pytest
 from mcp import Client
 
+from itwin_insights_mcp_build.distribution import mcpb_manifest
+
 from ..conftest import ITWIN_ID
 
 pytestmark = pytest.mark.anyio
@@ -26,7 +28,7 @@ async def test_http_session(serve_process: tuple[str, subprocess.Popen[bytes]], 
     base, _ = serve_process
     async with Client(f"{base}/mcp", mode=mode) as client:
         tools = await client.list_tools()
-        assert len(tools.tools) == 69
+        assert {t.name for t in tools.tools} == {t["name"] for t in mcpb_manifest()["tools"]}  # the default surface
         result = await client.call_tool("list_reports", {"projectId": ITWIN_ID})
         assert not result.is_error and result.structured_content["reports"] == []
         created = await client.call_tool("create_report", {"projectId": ITWIN_ID, "displayName": "Over HTTP"})

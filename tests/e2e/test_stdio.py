@@ -29,6 +29,9 @@ async def test_stdio_session_lists_every_tool_and_calls_one(sandbox_db: str, mod
             "export_odata_entity",
             "read_skill",
             "auth_status",
+            "describe_imodel",
+            "query_imodel",
+            "manage_exports",
         }
         assert len([op for op in load_catalog().current() if op.family.name == "reporting-v1"]) == 60
         result = await client.call_tool("list_imodels", {"iTwinId": ITWIN_ID})

@@ -16,7 +16,9 @@ from mcp import Client
 from itwin_insights_mcp.api.auth import StaticTokenProvider
 from itwin_insights_mcp.api.catalog import load_catalog
 from itwin_insights_mcp.api.client import InsightsClient, RetryPolicy
+from itwin_insights_mcp.api.validation import unencodable
 from itwin_insights_mcp.errors import ApiError, TransportError
+from itwin_insights_mcp.sandbox.wire import as_uri
 from itwin_insights_mcp.server.app import build_server
 from itwin_insights_mcp.server.results import error_payload
 from itwin_insights_mcp.server.tools import build_request
@@ -234,3 +236,39 @@ def test_export_file_names_with_a_trailing_newline_or_a_path_are_refused(name: s
 
     with pytest.raises(ValueError, match="plain file name"):
         export_path(Settings(export_dir=str(tmp_path)), name)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "where"),
+    [
+        ({"imodelId": IMODEL, "mappingName": "bad\ud800name"}, "mappingName"),
+        ({"imodelId": IMODEL, "mappingName": "ok", "description": "x\udfff"}, "description"),
+    ],
+)
+async def test_a_lone_surrogate_is_refused_before_anything_is_sent(arguments: dict[str, Any], where: str) -> None:
+    async with upstream(never) as client:
+        result = await client.call_tool("create_mapping", arguments)
+    assert result.is_error
+    assert error_payload(result)["code"] == "InvalidArguments"
+    assert where in text_of(result) and "surrogate" in text_of(result)
+
+
+def test_unencodable_names_the_key_and_the_position() -> None:
+    assert unencodable({"a": ["fine", "é", "\U0001f600"]}) == []
+    found = [str(p) for p in unencodable({"a": [1, {"b": "xy\ud83d"}], "\udc00": 1})]
+    assert len(found) == 2
+    assert "a[1].b" in found[0] and "position 2" in found[0] and "U+D83D" in found[0]
+    assert "(a key)" in found[1]
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/itwins/é x", "/itwins/%C3%A9%20x"),
+        ("/odata/r?api-version=v1", "/odata/r?api-version=v1"),
+        ("/a%20b", "/a%20b"),
+        ("/a%zz", "/a%25zz"),
+    ],
+)
+def test_sandbox_links_are_valid_uris(path: str, expected: str) -> None:
+    assert as_uri(path) == expected

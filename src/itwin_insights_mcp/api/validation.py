@@ -18,7 +18,7 @@ from .catalog import SANDBOX_PATTERN
 if TYPE_CHECKING:
     from jsonschema import ValidationError
 
-__all__ = ["Problem", "problems"]
+__all__ = ["Problem", "problems", "unencodable"]
 
 
 @functools.cache
@@ -58,6 +58,33 @@ def _validator(schema: Mapping[str, Any]) -> Any:
         entry = (schema, _validator_class()(schema))
         _validators[id(schema)] = entry
     return entry[1]
+
+
+def unencodable(instance: Any, path: str = "") -> list[Problem]:
+    """Strings (keys too) holding a lone UTF-16 surrogate: valid in a JSON escape, but no UTF-8 body can carry them,
+    so they are refused before any request is built instead of failing while it is encoded."""
+    found: list[Problem] = []
+    if isinstance(instance, str):
+        try:
+            instance.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            code = ord(instance[exc.start])
+            found.append(
+                Problem(
+                    path,
+                    f"holds a lone UTF-16 surrogate (U+{code:04X}) at position {exc.start}, which cannot be sent "
+                    "as UTF-8; remove it or write the whole character (a surrogate pair)",
+                )
+            )
+    elif isinstance(instance, Mapping):
+        for key, value in instance.items():
+            where = f"{path}.{key}" if path else str(key)
+            found.extend(unencodable(key, f"{path} (a key)" if path else "(a key)") if isinstance(key, str) else [])
+            found.extend(unencodable(value, where))
+    elif isinstance(instance, list):
+        for index, item in enumerate(instance):
+            found.extend(unencodable(item, f"{path}[{index}]"))
+    return found
 
 
 def problems(schema: Mapping[str, Any], instance: Any) -> list[Problem]:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,7 +23,7 @@ from .errors import SandboxError
 from .runtime import Sandbox
 from .store import Record, Store
 
-__all__ = ["Call", "error_response", "json_response", "offset_page", "page_response"]
+__all__ = ["Call", "as_uri", "error_response", "json_response", "offset_page", "page_response"]
 
 # The 422 code each family uses for a bad request (reference §2.4 and platform-context §4).
 INVALID_REQUEST_CODES = {
@@ -37,6 +37,9 @@ INVALID_REQUEST_CODES = {
 SLASHED_LIST_LINKS = frozenset({"reporting-v1"})
 DEFAULT_PAGE_SIZE = 100  # not documented; the reference's examples use 100
 MAX_SEQ = (1 << 63) - 1  # SQLite's INTEGER range: positions beyond it cannot exist
+# Characters a URI may hold as they are (RFC 3986 reserved + unreserved); the rest of an id is percent-encoded.
+URI_SAFE = ":/?#[]@!$&'()*+,;=-._~"
+LONE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 MAX_TOKEN_LENGTH = 512  # our tokens are ~30 characters; anything far longer was not issued by us
 MAX_MESSAGE_LENGTH = 1000  # an error message never grows with the bad value it describes
 _LONG_RUN = re.compile(r"\S{81,}")
@@ -131,7 +134,7 @@ class Call:
         return str(self.request.base_url).rstrip("/")
 
     def href(self, path: str) -> dict[str, str]:
-        return {"href": self.base_url + path}
+        return {"href": self.base_url + as_uri(path)}
 
     def link(self, path: str, family: str | None = None) -> dict[str, str]:
         """A link to `path` under a family's base path from the catalog (this request's family by default)."""
@@ -140,7 +143,7 @@ class Call:
 
     def url(self, path: str) -> str:
         """The absolute URL of `path` under this request's family's base path."""
-        return self.base_url + self.op.family.base_path.rstrip("/") + path
+        return self.base_url + as_uri(self.op.family.base_path.rstrip("/") + path)
 
     @property
     def invalid_code(self) -> str:
@@ -157,7 +160,7 @@ class Call:
         path = self.request.url.path
         if self.op.family.name in SLASHED_LIST_LINKS and not path.endswith("/"):
             path += "/"
-        return f"{self.base_url}{path}" + (f"?{query}" if query else "")
+        return f"{self.base_url}{as_uri(path)}" + (f"?{query}" if query else "")
 
 
 def page_response(
@@ -196,3 +199,8 @@ def offset_page(call: Call, key: str, items: list[dict[str, Any]]) -> Response:
     if nxt < len(items):
         links["next"] = {"href": call.page_url(**{"$top": top, "$continuationToken": encode_token(nxt)})}
     return json_response({key: page, "_links": links})
+
+
+def as_uri(path: str) -> str:
+    """`path` as a valid URI reference: ids with spaces or non-ASCII letters are percent-encoded, `%XX` kept."""
+    return quote(LONE_PERCENT.sub("%25", path), safe=URI_SAFE + "%")

@@ -10,7 +10,7 @@ import mcp.types as types
 from mcp.server import ServerRequestContext
 
 from ..api.client import InsightsClient
-from ..api.validation import problems
+from ..api.validation import problems, unencodable
 from ..errors import InsightsError, InvalidArgumentError
 from ..settings import Settings
 from .local_tools import Clock, LocalContext, LocalTool
@@ -34,6 +34,9 @@ class CallEnv:
 
 async def invoke(surface: ToolSurface, env: CallEnv, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
     """Run tool `name`; every failure comes back as an isError result, never raised."""
+    broken = [str(p) for p in unencodable(arguments)]
+    if broken and (surface.local(name) is not None or surface.get(name) is not None):
+        return invalid_arguments_result(name, broken)
     local = surface.local(name)
     if isinstance(local, LocalTool):
         return await _invoke_local(surface, env, local, arguments)

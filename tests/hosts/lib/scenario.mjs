@@ -34,9 +34,23 @@ async function context(r) {
   const site = imodels.find((m) => m.id !== building.id);
   await r.ok('get_imodel', { iModelId: building.id });
   await r.bad('get_imodel', { iModelId: UNKNOWN }, NOT_FOUND);
-  await r.ok('list_changesets', { iModelId: building.id });
+  const changesets = (await r.ok('list_changesets', { iModelId: building.id })).changesets;
   await r.bad('list_changesets', { iModelId: UNKNOWN }, NOT_FOUND);
-  return { itwinId: itwin.id, imodelId: building.id, siteId: site.id };
+  const changesetId = changesets[changesets.length - 1].id;
+  return { itwinId: itwin.id, imodelId: building.id, siteId: site.id, changesetId };
+}
+
+async function imodelQuery(r, ids) {
+  const at = { iTwinId: ids.itwinId, iModelId: ids.imodelId, changesetId: ids.changesetId };
+  await r.ok('describe_imodel', { iModelId: ids.imodelId, className: 'bldg.Wall' });
+  await r.bad('describe_imodel', { iModelId: UNKNOWN }, NOT_FOUND);
+  await r.ok('query_imodel', { iModelId: ids.imodelId, query: 'SELECT COUNT(*) n FROM bldg.Wall' });
+  await r.bad('query_imodel', { iModelId: ids.imodelId, query: 'DELETE FROM bldg.Wall' }, 'InvalidECSqlQuery');
+  // More than one page of rows: the API answers 201 with a query id to poll.
+  const queued = await r.ok('run_imodel_query', { ...at, query: 'SELECT ECInstanceId FROM bis.Element' });
+  await r.bad('run_imodel_query', { ...at, query: 'SELEC x' }, 'InvalidECSqlQuery');
+  await r.ok('get_imodel_query', { ...at, queryId: queued.id });
+  await r.bad('get_imodel_query', { ...at, queryId: UNKNOWN }, NOT_FOUND);
 }
 
 async function mappingAndGroup(r, ids) {
@@ -166,6 +180,9 @@ async function odata(r, reportId, prefix, exportIt) {
   if (!exportIt) return;
   await r.ok('export_odata_entity', { ...page, fileName: 'host-check.csv' });
   await r.bad('export_odata_entity', { ...page, fileName: '../escape.csv' }, INVALID);
+  await r.ok('manage_exports');
+  await r.ok('manage_exports', { delete: 'host-check.csv' });
+  await r.bad('manage_exports', { delete: 'host-check.csv' }, 'No export file');
 }
 
 async function reports(r, ids) {
@@ -310,6 +327,7 @@ async function deletes(r, ids) {
 /** Run the whole walk on a connected Recorder; a ScenarioStop ends it early (the summary names what was missed). */
 export async function runScenario(r) {
   let ids = await context(r);
+  await imodelQuery(r, ids);
   ids = await mappingAndGroup(r, ids);
   ids = await properties(r, ids);
   await extraction(r, ids);
